@@ -1,0 +1,62 @@
+# Curbside: the two commands a newcomer needs are `make demo` and `make test`.
+# Everything else is a building block of those two, or of `make verify`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all venv testbed-build generate verify lint typecheck importlint test test-unit test-cluster demo clean
+
+all: verify test
+
+# The virtual environment is rebuilt only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Builds etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm from
+# pinned Go modules into ~/.cache/curbside (once per machine; prints progress).
+testbed-build: venv
+	$(BIN)/curbside testbed build
+
+generate: venv
+	@true
+
+# Regenerates everything generated and fails on any difference, then lint and types.
+verify: generate lint typecheck importlint
+	@git diff --exit-code -- crds charts || { echo "generated files are stale: run 'make generate' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- crds charts); \
+	  if [ -n "$$untracked" ]; then echo "untracked generated files: $$untracked (run 'make generate' and git add)"; exit 1; fi
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+importlint: venv
+	$(BIN)/lint-imports
+
+test-unit: venv
+	$(BIN)/pytest tests/unit -q
+
+test-cluster: venv testbed-build
+	$(BIN)/pytest tests/cluster -q
+
+# The whole suite: unit tests, then cluster tests against a real control plane.
+test: venv testbed-build
+	$(BIN)/pytest -q
+
+demo: venv testbed-build
+	$(BIN)/python -m curbside_operator.demo
+
+clean:
+	-$(BIN)/curbside testbed down --name demo
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Curbside's operator: turns parked cars into an inference cluster (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Thin kopf adapters: parse, call reconcile, apply, patch status once."""

@@ -1,0 +1,200 @@
+"""The command lines of the test bed's processes, and starting and stopping them.
+
+Why this exists: each control-plane component needs a dozen flags that only make sense
+together (ports, certificates, identities), and the test bed must be able to stop and restart
+any one of them (the API server restart test) and leave nothing running on ``down``. Keeping
+the flags in one table makes the test bed's differences from a production cluster reviewable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from curbside_testbed import build
+
+# Start order; stop order is the reverse.
+ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+# kwok manages only nodes that carry this annotation, like kwok's own `kwokctl` clusters.
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+@dataclass
+class Ports:
+    """Loopback ports of one test bed, chosen when it is first created."""
+
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+
+
+@dataclass
+class Layout:
+    """Where one test bed keeps its files."""
+
+    root: Path
+    ports: Ports
+    lease_seconds: int = 40
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def kubeconfig(self, who: str = "admin") -> Path:
+        return self.root / ("kubeconfig" if who == "admin" else f"{who}.kubeconfig")
+
+
+def command(name: str, layout: Layout, tc: build.Toolchain) -> list[str]:
+    """The full command line for one component."""
+    p, pki, ports = layout.root, layout.pki, layout.ports
+    if name == "etcd":
+        peer = f"http://127.0.0.1:{ports.etcd_peer}"
+        client = f"http://127.0.0.1:{ports.etcd_client}"
+        return [
+            str(tc.binary("etcd")),
+            "--name=testbed",
+            f"--data-dir={p / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=testbed={peer}",
+            "--quota-backend-bytes=8589934592",
+            # Data is on disk and survives any process restart; skipping fsync only risks
+            # data on a machine crash, which a throwaway test bed can afford.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+    if name == "kube-apiserver":
+        return [
+            str(tc.binary("kube-apiserver")),
+            f"--etcd-servers=http://127.0.0.1:{ports.etcd_client}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports.apiserver}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            "--service-cluster-ip-range=10.96.0.0/16",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            "--allow-privileged=true",
+            # Thousands of kwok nodes renew Leases; the defaults (400/200) throttle them.
+            "--max-requests-inflight=1600",
+            "--max-mutating-requests-inflight=800",
+            "--profiling=false",
+            "--event-ttl=1h",
+            f"--cert-dir={pki}",
+        ]
+    if name in ("kube-controller-manager", "kube-scheduler"):
+        who = "controller-manager" if name == "kube-controller-manager" else "scheduler"
+        port = ports.controller_manager if who == "controller-manager" else ports.scheduler
+        kubeconfig = layout.kubeconfig(who)
+        common = [
+            str(tc.binary(name)),
+            f"--kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--cert-dir={p / who}",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+        ]
+        if who == "scheduler":
+            return common
+        return [
+            *common,
+            "--controllers=*",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+            f"--cluster-signing-key-file={pki / 'ca.key'}",
+            "--allocate-node-cidrs=false",
+            "--concurrent-gc-syncs=10",
+        ]
+    if name == "kwok":
+        return [
+            str(tc.binary("kwok")),
+            f"--kubeconfig={layout.kubeconfig('kwok')}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
+            f"--node-lease-duration-seconds={layout.lease_seconds}",
+            f"--server-address=127.0.0.1:{ports.kwok}",
+            "--cidr=10.0.0.1/16",
+            "--node-ip=10.0.0.1",
+        ]
+    raise ValueError(f"unknown component {name!r}")
+
+
+def start(name: str, layout: Layout, tc: build.Toolchain) -> int:
+    """Start one component in its own session (it outlives this process); return its pid."""
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    log = (layout.logs / f"{name}.log").open("ab")
+    proc = subprocess.Popen(
+        command(name, layout, tc),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=layout.root,
+    )
+    log.close()
+    layout.pids[name] = proc.pid
+    return proc.pid
+
+
+def is_ours(pid: int, layout: Layout) -> bool:
+    """True if ``pid`` is alive and is a process of this test bed (guards against pid reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    if stat and stat[0] == "Z":
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
+    return str(layout.root).encode() in cmdline
+
+
+def stop(name: str, layout: Layout, *, grace: float = 10.0) -> None:
+    """SIGTERM one component, SIGKILL it after ``grace`` seconds, and wait until it is gone."""
+    pid = layout.pids.pop(name, None)
+    if pid is None or not is_ours(pid, layout):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while is_ours(pid, layout):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + grace
+        time.sleep(0.05)
+
+
+def tail(name: str, layout: Layout, lines: int = 20) -> str:
+    """The last lines of a component's log, for error messages."""
+    try:
+        text = (layout.logs / f"{name}.log").read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])

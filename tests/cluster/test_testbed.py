@@ -1,0 +1,192 @@
+"""The test bed is a real control plane: cars are Ready, pods run, GC works, data survives.
+
+These are the acceptance checks of the fleet-in-a-box issue. They run against the session's
+test bed (1,000 car Nodes by default) and, for isolation and teardown, a second small one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from curbside_testbed import bed, build, fleet
+from tests.cluster import wait
+
+CARS = int(os.environ.get("CURBSIDE_TEST_CARS", "1000"))
+
+
+def _pod(name: str, *, node: str | None = None, owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "containers": [{"name": "c", "image": "registry.invalid/noop:1"}],
+        "tolerations": [fleet.VEHICLE_TAINT | {"operator": "Equal"}],
+        "nodeSelector": {fleet.VEHICLE_LABEL: "true"},
+    }
+    if node:
+        spec["nodeName"] = node
+    meta: dict[str, Any] = {"name": name}
+    if owner:
+        meta["ownerReferences"] = [owner]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+
+
+def _pod_phase(api: httpx.Client, ns: str, name: str) -> str | None:
+    r = api.get(f"/api/v1/namespaces/{ns}/pods/{name}")
+    return r.json().get("status", {}).get("phase") if r.status_code == 200 else None
+
+
+def test_every_car_node_is_ready_labelled_and_tainted(api: httpx.Client) -> None:
+    cars = fleet.list_cars(api)
+    assert len(cars) == CARS
+    assert all(fleet.is_ready(n) for n in cars)
+    sample = cars[len(cars) // 2]
+    assert fleet.VEHICLE_TAINT in sample["spec"]["taints"]
+    assert sample["status"]["capacity"]["curbside.dev/accelerator"] == "1"
+    assert sample["metadata"]["labels"]["topology.kubernetes.io/region"] in fleet.REGIONS
+
+
+def test_car_nodes_heartbeat_with_leases(api: httpx.Client) -> None:
+    r = api.get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/car-00000")
+    assert r.status_code == 200, r.text
+    assert r.json()["spec"]["holderIdentity"] == "car-00000"
+
+
+def test_scheduled_pod_lands_on_a_car_and_runs(api: httpx.Client, namespace: str) -> None:
+    r = api.post(f"/api/v1/namespaces/{namespace}/pods", json=_pod("scheduled"))
+    assert r.status_code == 201, r.text
+    wait.until(lambda: _pod_phase(api, namespace, "scheduled") == "Running", timeout=60, what="pod Running")
+    node = api.get(f"/api/v1/namespaces/{namespace}/pods/scheduled").json()["spec"]["nodeName"]
+    assert node.startswith("car-")
+
+
+def test_pod_without_toleration_stays_off_cars(api: httpx.Client, namespace: str) -> None:
+    pod = _pod("untolerated")
+    del pod["spec"]["tolerations"]
+    assert api.post(f"/api/v1/namespaces/{namespace}/pods", json=pod).status_code == 201
+
+    def unschedulable() -> bool:
+        conds = (
+            api.get(f"/api/v1/namespaces/{namespace}/pods/untolerated").json()["status"].get("conditions", [])
+        )
+        return any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable" for c in conds)
+
+    wait.until(unschedulable, timeout=60, what="scheduler to refuse the untolerated pod")
+
+
+def test_garbage_collection_removes_owned_pod(api: httpx.Client, namespace: str) -> None:
+    r = api.post(f"/api/v1/namespaces/{namespace}/configmaps", json={"metadata": {"name": "owner"}})
+    assert r.status_code == 201, r.text
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": r.json()["metadata"]["uid"]}
+    r = api.post(f"/api/v1/namespaces/{namespace}/pods", json=_pod("owned", node="car-00007", owner=owner))
+    assert r.status_code == 201, r.text
+    wait.until(lambda: _pod_phase(api, namespace, "owned") == "Running", timeout=60, what="owned pod Running")
+    assert api.delete(f"/api/v1/namespaces/{namespace}/configmaps/owner").status_code == 200
+    wait.until(lambda: _pod_phase(api, namespace, "owned") is None, timeout=90, what="GC to delete the pod")
+
+
+def test_objects_survive_etcd_and_apiserver_restarts(testbed: bed.TestBed, namespace: str) -> None:
+    with testbed.http() as api:
+        r = api.post(
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            json={"metadata": {"name": "durable"}, "data": {"k": "v"}},
+        )
+        assert r.status_code == 201, r.text
+    testbed.restart("etcd")
+    testbed.restart("kube-apiserver")
+    with testbed.http() as api:
+        assert api.get(f"/api/v1/namespaces/{namespace}/configmaps/durable").json()["data"] == {"k": "v"}
+        assert len(fleet.list_cars(api)) == CARS
+
+
+def test_kubectl_from_the_toolchain_talks_to_the_bed(testbed: bed.TestBed) -> None:
+    kubectl = build.toolchain().binary("kubectl")
+    out = subprocess.run(
+        [
+            str(kubectl),
+            "--kubeconfig",
+            str(testbed.kubeconfig),
+            "get",
+            "nodes",
+            "-l",
+            "curbside.dev/vehicle=true",
+            "-o",
+            "name",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert len(out.stdout.split()) == CARS
+
+
+def _processes_under(root: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(root).encode() in (proc / "cmdline").read_bytes():
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_two_beds_are_isolated_and_down_leaves_nothing(testbed: bed.TestBed) -> None:
+    other = bed.TestBed(f"second-{os.getpid()}")
+    try:
+        other.up(cars=3, timeout=300)
+        assert other.layout is not None
+        assert testbed.layout is not None
+        assert set(vars(other.layout.ports).values()).isdisjoint(vars(testbed.layout.ports).values())
+        with other.http() as api2:
+            assert len(fleet.list_cars(api2)) == 3
+            api2.post("/api/v1/namespaces", json={"metadata": {"name": "only-in-second"}}).raise_for_status()
+        with testbed.http() as api1:
+            assert api1.get("/api/v1/namespaces/only-in-second").status_code == 404
+        # Each bed has its own CA: the first bed's admin certificate is not trusted by the second.
+        with (
+            httpx.Client(
+                base_url=other.server,
+                verify=str(other.root / "pki" / "ca.crt"),
+                cert=(str(testbed.root / "pki" / "admin.crt"), str(testbed.root / "pki" / "admin.key")),
+            ) as cross,
+        ):
+            assert cross.get("/api/v1/nodes").status_code == 401
+        ports = list(vars(other.layout.ports).values())
+        root = other.root
+    finally:
+        other.down()
+    assert _processes_under(root) == []
+    assert not any(_port_open(p) for p in ports)
+    assert not root.exists()
+    with testbed.http() as api1:
+        assert api1.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("action", ["env", "status"])
+def test_cli_reports_on_a_running_bed(testbed: bed.TestBed, action: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "curbside_operator.cli", "testbed", action, "--name", testbed.name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    if action == "env":
+        assert f"export KUBECONFIG={testbed.kubeconfig}" in out.stdout
+    else:
+        assert "kube-apiserver" in out.stdout
+        assert "STOPPED" not in out.stdout
+        assert f"{CARS} ({CARS} Ready)" in out.stdout

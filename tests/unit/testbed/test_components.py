@@ -1,0 +1,40 @@
+"""Every component listens on loopback only and uses the bed's own ports and files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from curbside_testbed import build, components
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> components.Layout:
+    return components.Layout(root=tmp_path, ports=components.Ports(2379, 2380, 6443, 10257, 10259, 10247))
+
+
+@pytest.mark.parametrize("name", components.ORDER)
+def test_component_binds_loopback_only(layout: components.Layout, tmp_path: Path, name: str) -> None:
+    tc = build.Toolchain("v1.35.4", "k", tmp_path / "bin")
+    cmd = components.command(name, layout, tc)
+    assert cmd[0] == str(tmp_path / "bin" / name)
+    addresses = [a for a in cmd if "://" in a or "address" in a]
+    assert addresses, cmd
+    assert all("127.0.0.1" in a for a in addresses if "url" in a or "address" in a), addresses
+    assert all("0.0.0.0" not in a for a in cmd)
+
+
+def test_unknown_component_is_refused(layout: components.Layout, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown component"):
+        components.command("kubelet", layout, build.Toolchain("v1", "k", tmp_path))
+
+
+def test_cache_key_follows_the_pins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CURBSIDE_CACHE", str(tmp_path))
+    tc = build.toolchain()
+    assert tc.kubernetes_version.startswith("v1.")
+    assert tc.bin_dir == tmp_path / "testbed" / tc.key / "bin"
+    assert not tc.is_built()
+    monkeypatch.setattr(build, "KWOK_VERSION", "v9.9.9")
+    assert build.toolchain().key != tc.key
