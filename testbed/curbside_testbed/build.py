@@ -121,7 +121,7 @@ def _ldflags(version: str) -> str:
 
 def _run_with_progress(cmd: list[str], *, cwd: Path, env: dict[str, str], total: int, label: str) -> None:
     """Run a ``go build -v`` style command, printing how many packages are done."""
-    _say(f"{label}: {' '.join(cmd[:3])} ... ({total} packages to consider)")
+    _say(f"{label}: {' '.join(cmd[:3])} ... ({total or 'counting'} packages)")
     started = time.monotonic()
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -135,8 +135,11 @@ def _run_with_progress(cmd: list[str], *, cwd: Path, env: dict[str, str], total:
             done += 1
         now = time.monotonic()
         if now - last_print > 10:
-            pct = min(99, 100 * done // max(total, 1))
-            _say(f"{label}: {done}/{total} packages compiled (~{pct}%), {now - started:.0f}s")
+            if total:
+                pct = min(99, 100 * done // total)
+                _say(f"{label}: {done}/{total} packages compiled (~{pct}%), {now - started:.0f}s")
+            else:
+                _say(f"{label}: {done} packages compiled, {now - started:.0f}s")
             last_print = now
     if proc.wait() != 0:
         raise BuildError(f"{label} failed (exit {proc.returncode}):\n" + "\n".join(tail))

@@ -148,6 +148,9 @@ def start(name: str, layout: Layout, tc: build.Toolchain) -> int:
     """Start one component in its own session (it outlives this process); return its pid."""
     layout.logs.mkdir(parents=True, exist_ok=True)
     log = (layout.logs / f"{name}.log").open("ab")
+    # kwok always loads ~/.kwok/kwok.yaml when it exists; a private HOME keeps a user's
+    # personal kwok stages out of the test bed.
+    env = dict(os.environ, HOME=str(layout.root)) if name == "kwok" else None
     proc = subprocess.Popen(
         command(name, layout, tc),
         stdout=log,
@@ -155,8 +158,17 @@ def start(name: str, layout: Layout, tc: build.Toolchain) -> int:
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         cwd=layout.root,
+        env=env,
     )
     log.close()
+    # Right after a vfork+exec, /proc/<pid>/cmdline can read empty for a moment; wait until
+    # it names the binary so `is_ours` (which checks it) is reliable from now on.
+    deadline = time.monotonic() + 5
+    while proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+                break
+        time.sleep(0.01)
     layout.pids[name] = proc.pid
     return proc.pid
 

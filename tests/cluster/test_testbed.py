@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -52,9 +53,13 @@ def test_every_car_node_is_ready_labelled_and_tainted(api: httpx.Client) -> None
 
 
 def test_car_nodes_heartbeat_with_leases(api: httpx.Client) -> None:
-    r = api.get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/car-00000")
-    assert r.status_code == 200, r.text
-    assert r.json()["spec"]["holderIdentity"] == "car-00000"
+    def renew_time() -> str:
+        r = api.get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/car-00000")
+        assert r.status_code == 200, r.text
+        return str(r.json()["spec"]["renewTime"])
+
+    first = renew_time()
+    wait.until(lambda: renew_time() != first, timeout=60, what="kwok to renew car-00000's Lease")
 
 
 def test_scheduled_pod_lands_on_a_car_and_runs(api: httpx.Client, namespace: str) -> None:
@@ -155,15 +160,13 @@ def test_two_beds_are_isolated_and_down_leaves_nothing(testbed: bed.TestBed) -> 
             api2.post("/api/v1/namespaces", json={"metadata": {"name": "only-in-second"}}).raise_for_status()
         with testbed.http() as api1:
             assert api1.get("/api/v1/namespaces/only-in-second").status_code == 404
-        # Each bed has its own CA: the first bed's admin certificate is not trusted by the second.
-        with (
-            httpx.Client(
-                base_url=other.server,
-                verify=str(other.root / "pki" / "ca.crt"),
-                cert=(str(testbed.root / "pki" / "admin.crt"), str(testbed.root / "pki" / "admin.key")),
-            ) as cross,
-        ):
-            assert cross.get("/api/v1/nodes").status_code == 401
+        # Each bed has its own CA: the first bed's admin certificate is not trusted by the
+        # second, which refuses to authenticate it.
+        ctx = ssl.create_default_context(cafile=str(other.root / "pki" / "ca.crt"))
+        ctx.load_cert_chain(testbed.root / "pki" / "admin.crt", testbed.root / "pki" / "admin.key")
+        with httpx.Client(base_url=other.server, verify=ctx) as cross:
+            r = cross.get("/api/v1/nodes")
+            assert r.status_code == 401, r.text
         ports = list(vars(other.layout.ports).values())
         root = other.root
     finally:
