@@ -17,6 +17,7 @@ all need lives here once:
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Self
@@ -93,22 +94,48 @@ class InvalidSpecError(ValueError):
         return [e.path for e in self.errors]
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
+def _inner_model(annotation: Any) -> type[pydantic.BaseModel] | None:
+    """The model inside ``X | None``, ``list[X]`` or ``dict[str, X]``, if there is one."""
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _path(model: type[pydantic.BaseModel] | None, loc: tuple[int | str, ...]) -> str:
+    """``("spec", "policy", "reserve_battery_percent")`` -> ``spec.policy.reserveBatteryPercent``.
+
+    pydantic reports aliases for fields it was given but Python names for defaults it
+    validated, so each part is looked up in the model it belongs to.
+    """
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+            continue
+        name = part
+        fields = model.model_fields if model is not None else {}
+        field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+        if field is not None:
+            name = field.alias or part
+            model = _inner_model(field.annotation)
         else:
-            out += f".{part}" if out else str(part)
+            model = None
+        out += f".{name}" if out else name
     return out or "<root>"
 
 
-def field_errors(exc: pydantic.ValidationError) -> list[FieldError]:
-    """pydantic's errors as API-style field paths (aliases, not Python names)."""
+def field_errors(
+    exc: pydantic.ValidationError, model: type[pydantic.BaseModel] | None = None
+) -> list[FieldError]:
+    """pydantic's errors as API-style field paths (camelCase wire names, not Python names)."""
     errors = []
     for err in exc.errors(include_url=False, include_input=False):
         message = str(err["msg"]).removeprefix("Value error, ")
-        errors.append(FieldError(path=_path(tuple(err["loc"])), message=message))
+        errors.append(FieldError(path=_path(model, tuple(err["loc"])), message=message))
     return errors
 
 
@@ -172,7 +199,9 @@ class Resource(ApiModel):
         try:
             return cls.model_validate(dict(body))
         except pydantic.ValidationError as exc:
-            raise InvalidSpecError(kind=kind, name=_display_name(body), errors=field_errors(exc)) from exc
+            raise InvalidSpecError(
+                kind=kind, name=_display_name(body), errors=field_errors(exc, cls)
+            ) from exc
 
 
 def rule(cel: str, message: str, *, field_path: str | None = None) -> dict[str, str]:

@@ -9,9 +9,9 @@ Schema pydantic emits, so this module translates:
 - ``title`` and ``additionalProperties: false`` go (unknown fields are pruned by the API
   server and refused by ``kubectl``'s strict field validation); numeric
   ``exclusiveMinimum: n`` becomes ``minimum: n, exclusiveMinimum: true``;
-- inside ``spec``, an optional object whose fields all have defaults gets ``default: {}``,
-  so the API server fills in its nested defaults and ``kubectl get -o yaml`` shows the
-  values in force;
+- inside ``spec``, an optional object whose fields all have defaults gets those defaults as
+  its own default, so an omitted ``redundancy`` is stored as ``{replicas: 1, quorum: 1, ...}``
+  and ``kubectl get -o yaml`` shows the values in force;
 - CEL rules (``x-kubernetes-validations``) declared on a class and on a field that uses it
   are concatenated, class rules first.
 
@@ -65,6 +65,12 @@ def _all_defaulted(node: dict[str, Any]) -> bool:
     return node.get("type") == "object" and bool(node.get("properties")) and not node.get("required")
 
 
+def _filled(node: dict[str, Any]) -> dict[str, Any]:
+    """The object that defaulting would produce from ``{}``, spelled out: the API server checks
+    a default against the CEL rules as written, without applying nested defaults first."""
+    return {name: sub["default"] for name, sub in node["properties"].items() if "default" in sub}
+
+
 def _convert(
     raw: dict[str, Any], defs: dict[str, Any], *, path: str, in_spec: bool, optional: bool = False
 ) -> dict[str, Any]:
@@ -101,7 +107,7 @@ def _convert(
         else:
             out[key] = value
     if in_spec and optional and "default" not in out and not explicit_null_default and _all_defaulted(out):
-        out["default"] = {}
+        out["default"] = _filled(out)
     _check_structural(out, path)
     return out
 

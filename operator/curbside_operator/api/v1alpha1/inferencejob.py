@@ -176,11 +176,13 @@ class Redundancy(base.ApiModel):
     )
     distinct_owners: bool = pydantic.Field(True, description="Replicas of one unit go to different owners.")
 
-    @pydantic.model_validator(mode="after")
-    def _quorum_fits(self) -> Self:
-        if self.quorum > self.replicas:
-            raise ValueError(f"quorum ({self.quorum}) must not exceed replicas ({self.replicas})")
-        return self
+    @pydantic.field_validator("quorum")
+    @classmethod
+    def _quorum_fits(cls, quorum: int, info: pydantic.ValidationInfo) -> int:
+        replicas = info.data.get("replicas")
+        if replicas is not None and quorum > replicas:
+            raise ValueError(f"quorum ({quorum}) must not exceed replicas ({replicas})")
+        return quorum
 
 
 class DeparturePolicy(StrEnum):

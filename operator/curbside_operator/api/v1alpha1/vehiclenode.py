@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal
 
 import pydantic
 
@@ -103,11 +103,12 @@ class TimeWindow(base.ApiModel):
         pattern=CLOCK, max_length=5, description="Closing time, HH:MM (24:00 is midnight)."
     )
 
-    @pydantic.model_validator(mode="after")
-    def _start_is_not_end(self) -> Self:
-        if self.start == self.end:
+    @pydantic.field_validator("end")
+    @classmethod
+    def _end_is_not_start(cls, end: str, info: pydantic.ValidationInfo) -> str:
+        if end == info.data.get("start"):
             raise ValueError("start and end must differ")
-        return self
+        return end
 
 
 class OwnerPolicy(base.ApiModel):
@@ -129,6 +130,7 @@ class OwnerPolicy(base.ApiModel):
     )
     reserve_battery_percent: int = pydantic.Field(
         30,
+        validate_default=True,
         ge=0,
         le=99,
         description="Stop working below this battery level (percent). Must be below "
@@ -151,20 +153,24 @@ class OwnerPolicy(base.ApiModel):
         json_schema_extra=base.list_type("atomic"),
     )
     time_zone: str = pydantic.Field(
-        "UTC", pattern=TIME_ZONE, description="IANA time zone of timeWindows (for example Europe/Berlin)."
+        "UTC",
+        pattern=TIME_ZONE,
+        max_length=64,
+        description="IANA time zone of timeWindows (for example Europe/Berlin).",
     )
     max_energy_kwh_per_day: float | None = pydantic.Field(
         None, ge=0, le=200, description="Energy the car may spend on work per day, in kWh. Unset: no limit."
     )
 
-    @pydantic.model_validator(mode="after")
-    def _hysteresis(self) -> Self:
-        if self.reserve_battery_percent >= self.min_battery_percent:
+    @pydantic.field_validator("reserve_battery_percent")
+    @classmethod
+    def _hysteresis(cls, reserve: int, info: pydantic.ValidationInfo) -> int:
+        start = info.data.get("min_battery_percent")
+        if start is not None and reserve >= start:
             raise ValueError(
-                f"reserveBatteryPercent ({self.reserve_battery_percent}) must be below "
-                f"minBatteryPercent ({self.min_battery_percent}) (hysteresis)"
+                f"reserveBatteryPercent ({reserve}) must be below minBatteryPercent ({start}) (hysteresis)"
             )
-        return self
+        return reserve
 
 
 class VehicleNodeSpec(base.ApiModel):
