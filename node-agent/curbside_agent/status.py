@@ -1,0 +1,213 @@
+"""What the agent reports on its VehicleNode, and whether it changed enough to be worth a write.
+
+Why this module exists: a fleet of ten thousand cars must cost the API server one Lease write
+per car per period and nothing else while the cars sit still (DESIGN §8). The kubelet lesson
+(KEP-0009) is that liveness belongs in a Lease and status must not tick. So this pure
+function turns an observation into the status the agent owns and answers "changed?", and it
+is the only thing that decides whether a status patch is sent.
+
+Only meaningful changes count:
+
+- state, charging and network flips, and the region;
+- battery crossing a step (default 1 %) or one of the policy's thresholds (``battery_marks``);
+  the reported value is the battery rounded *down* to the step or threshold below it;
+- a temperature, the charger power or today's energy moving by at least its step since the
+  last report (the last reported value is kept until then, so a sensor hovering at a
+  rounding edge never flaps);
+- the predicted departure appearing, disappearing, moving by more than ``departure_shift``
+  or its confidence moving by at least ``confidence_step``.
+
+``observedAt`` changes only when something else did. No timestamp ticks.
+
+The dict uses the API's wire names (``VehicleNodeStatus``: ``batteryPercent``, ``thermal``,
+``predictedDeparture``...) and only the top-level fields the agent owns (``AGENT_FIELDS``);
+the operator's ``operator`` and ``conditions`` are never touched. ``Update.patch`` is the JSON
+merge patch to send: fields that disappeared are set to ``null`` so the server drops them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from curbside_agent import state
+from curbside_agent.signals import reading
+
+AGENT_FIELDS: tuple[str, ...] = (
+    "state",
+    "batteryPercent",
+    "charging",
+    "chargerPowerKw",
+    "network",
+    "thermal",
+    "region",
+    "energyUsedTodayKwh",
+    "predictedDeparture",
+    "observedAt",
+)
+"""The top-level ``status`` fields the agent writes; everything else belongs to the operator."""
+
+NETWORK: dict[reading.Network, str] = {
+    reading.Network.UNMETERED: "Unmetered",
+    reading.Network.METERED: "Metered",
+    reading.Network.NONE: "None",
+}
+"""Gateway network names to the API's ``Network`` values."""
+
+_THERMAL = (("cabinCelsius", "cabin_celsius"), ("socCelsius", "soc_celsius"), ("packCelsius", "pack_celsius"))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Observation:
+    """What the agent knows right now. ``value`` is the latest full reading (None: none yet)."""
+
+    car: state.CarState
+    value: reading.Reading | None
+    departure: state.Prediction | None = None
+    energy_used_today_kwh: float | None = None
+    region: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Thresholds:
+    """How much a value must move before it is worth a write."""
+
+    battery_step_percent: int = 1
+    battery_marks: tuple[float, ...] = ()
+    temperature_step_celsius: float = 3.0
+    charger_power_step_kw: float = 1.0
+    energy_step_kwh: float = 0.5
+    departure_shift: timedelta = timedelta(minutes=5)
+    confidence_step: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Update:
+    """The status to report, which fields changed, and what the last report was."""
+
+    status: dict[str, Any]
+    fields: tuple[str, ...]
+    previous: Mapping[str, Any] | None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.fields)
+
+    def patch(self) -> dict[str, Any]:
+        """The merge patch for ``status``: new values, and ``None`` for fields that went away."""
+        body: dict[str, Any] = dict(self.status)
+        for key in AGENT_FIELDS:
+            if self.previous is not None and key in self.previous and key not in body:
+                body[key] = None
+        return body
+
+
+def rfc3339(moment: datetime) -> str:
+    """A UTC timestamp in whole seconds, as the API server writes it (``...Z``)."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def quantise_battery(percent: float, *, step: int, marks: tuple[float, ...] = ()) -> int:
+    """The battery rounded down to the step grid or the highest threshold at or below it."""
+    level = math.floor(percent / step) * step
+    crossed = [mark for mark in marks if mark <= percent]
+    return int(max(level, math.floor(max(crossed)))) if crossed else int(level)
+
+
+def _sticky(new: float, old: object, *, step: float, digits: int) -> float:
+    """``new`` if it moved at least ``step`` from the last reported ``old`` (or is a fresh 0)."""
+    if isinstance(old, int | float) and not isinstance(old, bool):
+        moved = abs(new - old) >= step or (new == 0 and old != 0)
+        if not moved:
+            return old
+    return round(new, digits) if digits else round(new)
+
+
+def _thermal(value: reading.Reading, old: object, step: float) -> dict[str, int]:
+    previous = old if isinstance(old, Mapping) else {}
+    thermal: dict[str, int] = {}
+    for key, attr in _THERMAL:
+        measured = getattr(value, attr)
+        if measured is not None:
+            thermal[key] = int(_sticky(measured, previous.get(key), step=step, digits=0))
+    return thermal
+
+
+def _departure(prediction: state.Prediction | None, old: object, limits: Thresholds) -> dict[str, Any] | None:
+    if prediction is None:
+        return None
+    fresh = {"time": rfc3339(prediction.at), "confidence": round(prediction.confidence, 2)}
+    if not isinstance(old, Mapping) or not isinstance(old.get("time"), str):
+        return fresh
+    shift = abs(prediction.at - parse_rfc3339(old["time"]))
+    surer = abs(prediction.confidence - float(old.get("confidence", 0.0)))
+    if shift > limits.departure_shift or surer >= limits.confidence_step:
+        return fresh
+    return dict(old)
+
+
+def _from_reading(value: reading.Reading, old: Mapping[str, Any], limits: Thresholds) -> dict[str, Any]:
+    power = value.charger_power_kw if value.charging else 0.0
+    fields: dict[str, Any] = {
+        "batteryPercent": quantise_battery(
+            value.battery_percent, step=limits.battery_step_percent, marks=limits.battery_marks
+        ),
+        "charging": value.charging,
+        "chargerPowerKw": _sticky(
+            power, old.get("chargerPowerKw"), step=limits.charger_power_step_kw, digits=1
+        ),
+        "network": NETWORK[value.network],
+    }
+    thermal = _thermal(value, old.get("thermal"), limits.temperature_step_celsius)
+    if thermal:
+        fields["thermal"] = thermal
+    return fields
+
+
+def build(
+    observation: Observation,
+    previous: Mapping[str, Any] | None,
+    *,
+    now: datetime,
+    limits: Thresholds | None = None,
+) -> Update:
+    """The status to report for ``observation`` given the ``previous`` report, and what changed.
+
+    ``previous`` may be the last patch the agent sent or the object's status read back from
+    the server; fields the agent does not own are ignored. With no reading (signals lost),
+    the last reported reading fields are kept: the agent does not know better.
+    """
+    limits = limits or Thresholds()
+    old = {key: value for key, value in (previous or {}).items() if key in AGENT_FIELDS}
+    status: dict[str, Any] = {"state": observation.car.value}
+    if observation.value is not None:
+        status.update(_from_reading(observation.value, old, limits))
+    else:
+        status.update(
+            {key: old[key] for key in AGENT_FIELDS if key in old and key not in ("state", "observedAt")}
+        )
+    if observation.region is not None:
+        status["region"] = observation.region
+    if observation.energy_used_today_kwh is not None:
+        status["energyUsedTodayKwh"] = _sticky(
+            observation.energy_used_today_kwh,
+            old.get("energyUsedTodayKwh"),
+            step=limits.energy_step_kwh,
+            digits=2,
+        )
+    departure = _departure(observation.departure, old.get("predictedDeparture"), limits)
+    if departure is not None:
+        status["predictedDeparture"] = departure
+    keys = (set(status) | set(old)) - {"observedAt"}
+    fields = tuple(sorted(key for key in keys if status.get(key) != old.get(key)))
+    status["observedAt"] = rfc3339(now) if fields or "observedAt" not in old else old["observedAt"]
+    if not fields and "observedAt" not in old:
+        fields = ("observedAt",)
+    return Update(status=status, fields=fields, previous=previous)
