@@ -12,6 +12,8 @@ Schema pydantic emits, so this module translates:
 - inside ``spec``, an optional object whose fields all have defaults gets those defaults as
   its own default, so an omitted ``redundancy`` is stored as ``{replicas: 1, quorum: 1, ...}``
   and ``kubectl get -o yaml`` shows the values in force;
+- bounds and defaults are appended to descriptions ("1 to 20, default 3."), since
+  ``kubectl explain`` shows descriptions and nothing else;
 - CEL rules (``x-kubernetes-validations``) declared on a class and on a field that uses it
   are concatenated, class rules first.
 
@@ -108,8 +110,34 @@ def _convert(
             out[key] = value
     if in_spec and optional and "default" not in out and not explicit_null_default and _all_defaulted(out):
         out["default"] = _filled(out)
+    facts = _facts(out)
+    if facts and "description" in out:
+        out["description"] = f"{out['description']} {facts}"
     _check_structural(out, path)
     return out
+
+
+def _show(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _facts(node: dict[str, Any]) -> str:
+    """Bounds and default as a sentence, because ``kubectl explain`` shows only descriptions."""
+    parts = []
+    low, high = node.get("minimum"), node.get("maximum")
+    if low is not None and high is not None:
+        parts.append(f"{_show(low)} to {_show(high)}")
+    elif low is not None:
+        parts.append(f"at least {_show(low)}")
+    elif high is not None:
+        parts.append(f"at most {_show(high)}")
+    if "maxItems" in node:
+        parts.append(f"at most {node['maxItems']} items")
+    default = node.get("default")
+    if default is not None and not isinstance(default, dict | list) and default != "":
+        parts.append(f"default {_show(default)}")
+    sentence = ", ".join(parts)
+    return sentence[:1].upper() + sentence[1:] + "." if sentence else ""
 
 
 def _check_structural(node: dict[str, Any], path: str) -> None:

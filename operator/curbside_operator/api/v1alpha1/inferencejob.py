@@ -72,7 +72,7 @@ class InlineInput(base.ApiModel):
     items: list[InlineItem] = pydantic.Field(
         min_length=1,
         max_length=MAX_INLINE_ITEMS,
-        description=f"The items (at most {MAX_INLINE_ITEMS}, each at most {MAX_ITEM_LENGTH} characters).",
+        description=f"The items, each at most {MAX_ITEM_LENGTH} characters.",
         json_schema_extra=base.list_type("atomic"),
     )
     items_per_unit: int = pydantic.Field(1, ge=1, le=MAX_INLINE_ITEMS, description="Items in each unit.")
@@ -217,7 +217,7 @@ class InferenceJobSpec(base.ApiModel):
         600,
         ge=1,
         le=86_400,
-        description="A unit not finished this long after its lease is given to another car.",
+        description="Seconds a car has to finish a unit; then the unit goes to another car.",
     )
     max_attempts: int = pydantic.Field(3, ge=1, le=20, description="Attempts per unit before the job fails.")
     priority: int = pydantic.Field(
