@@ -214,3 +214,10 @@ def test_progress_columns(succeeded: int, total: int, progress: str, completions
     assert inferencejob.completions_text(units) == completions
     # What the operator writes is valid status.
     inferencejob.InferenceJobStatus(units=units, progress=progress, completions=completions)
+
+
+def test_car_status_fields_have_exactly_one_owner() -> None:
+    wire = {f.alias or n for n, f in vehiclenode.VehicleNodeStatus.model_fields.items()}
+    agent, operator = set(vehiclenode.AGENT_OWNED), set(vehiclenode.OPERATOR_OWNED)
+    assert not agent & operator
+    assert agent | operator == wire

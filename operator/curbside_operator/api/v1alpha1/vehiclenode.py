@@ -334,6 +334,23 @@ class VehicleNodeStatus(base.ApiModel):
     )
 
 
+AGENT_OWNED: tuple[str, ...] = (
+    "state",
+    "batteryPercent",
+    "charging",
+    "chargerPowerKw",
+    "network",
+    "thermal",
+    "region",
+    "energyUsedTodayKwh",
+    "predictedDeparture",
+    "observedAt",
+)
+"""Top-level ``status`` fields (wire names) the car's agent writes."""
+OPERATOR_OWNED: tuple[str, ...] = ("operator", "conditions")
+"""``status`` fields only the operator writes; an admission policy refuses agents' changes to them."""
+
+
 # -- the resource ------------------------------------------------------------------------
 class VehicleNode(base.Resource):
     """A car that lends its inference computer to the cluster. Cluster-scoped; named like the car's Node."""
