@@ -38,7 +38,6 @@ from curbside_operator.api.v1alpha1 import vehiclenode
 
 SLOT = timedelta(minutes=30)
 """Width of a learned-pattern time slot."""
-SLOTS_PER_DAY = int(timedelta(days=1) / SLOT)
 
 
 CarState = vehiclenode.VehicleState
@@ -89,15 +88,19 @@ class DepartureHistory:
     since: datetime
     departures: tuple[datetime, ...] = ()
     max_age: timedelta = timedelta(weeks=8)
-    _slots: dict[tuple[int, int], int] = dataclasses.field(init=False, repr=False, compare=False)
+    _slots: dict[int, list[tuple[int, int]]] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        counts: dict[tuple[int, int], set[date]] = {}
+        minutes = int(SLOT.total_seconds() // 60)
+        days: dict[tuple[int, int], set[date]] = {}
         for departed in self.departures:
             local = departed.astimezone(self.tz)
-            key = (local.weekday(), (local.hour * 60 + local.minute) // int(SLOT.total_seconds() // 60))
-            counts.setdefault(key, set()).add(local.date())
-        object.__setattr__(self, "_slots", {key: len(days) for key, days in counts.items()})
+            key = (local.weekday(), (local.hour * 60 + local.minute) // minutes)
+            days.setdefault(key, set()).add(local.date())
+        slots: dict[int, list[tuple[int, int]]] = {}
+        for (weekday, slot), seen in sorted(days.items()):
+            slots.setdefault(weekday, []).append((slot, len(seen)))
+        object.__setattr__(self, "_slots", slots)
 
     def with_departure(self, at: datetime) -> DepartureHistory:
         """A new history with ``at`` added and departures older than ``max_age`` dropped."""
@@ -115,9 +118,9 @@ class DepartureHistory:
         first_match = first + timedelta(days=offset)
         return 0 if first_match > until else (until - first_match).days // 7 + 1
 
-    def slot_count(self, weekday: int, slot: int) -> int:
-        """On how many distinct days the car left in this weekday's time slot."""
-        return self._slots.get((weekday, slot), 0)
+    def slots(self, weekday: int) -> list[tuple[int, int]]:
+        """(slot, on how many distinct days the car left in it) for a weekday, slots in order."""
+        return self._slots.get(weekday, [])
 
 
 def learned_departure(history: DepartureHistory, *, now: datetime, min_days: int = 2) -> Prediction | None:
@@ -131,11 +134,13 @@ def learned_departure(history: DepartureHistory, *, now: datetime, min_days: int
     yesterday = local_now.date() - timedelta(days=1)
     for day_offset in range(8):
         day = local_now.date() + timedelta(days=day_offset)
+        slots = history.slots(day.weekday())
+        if not slots:
+            continue
         observed = history.days_observed(day.weekday(), until=yesterday)
         if observed < min_days:
             continue
-        for slot in range(SLOTS_PER_DAY):
-            count = history.slot_count(day.weekday(), slot)
+        for slot, count in slots:
             if count < min_days:
                 continue
             start = datetime.combine(day, time(), tzinfo=history.tz) + slot * SLOT

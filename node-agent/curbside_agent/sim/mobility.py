@@ -92,26 +92,28 @@ class _Car:
         self.now = _Now(network=car.home_network)
         self.battery = car.initial_battery
         self.points: list[Point] = []
+        self.time = fleet.time
 
     def _emit(self, t: float, *, rate: float = 0.0, bound: float = 100.0) -> None:
         s = self.now
-        value = reading.Reading(
-            timestamp=self.fleet.time(t),
-            gear=s.gear,
-            battery_percent=round(self.battery, 3),
-            speed_kph=s.speed,
-            charging=s.charging,
-            charger_power_kw=s.power,
-            network=s.network,
-            cabin_celsius=s.cabin,
-            pack_celsius=s.pack,
-            soc_celsius=s.soc,
-            door_unlocked=s.door,
-            key_nearby=s.key,
-            seat_occupied=s.seat,
-            scheduled_departure=s.scheduled,
-            charge_complete_at=s.complete,
-            asleep=s.asleep,
+        # Positional, in field order: this runs for every point of every car (the hot path).
+        value = Reading(
+            self.time(t),
+            s.gear,
+            self.battery,
+            s.speed,
+            s.charging,
+            s.power,
+            s.network,
+            s.cabin,
+            s.pack,
+            s.soc,
+            s.door,
+            s.key,
+            s.seat,
+            s.scheduled,
+            s.complete,
+            s.asleep,
         )
         self.points.append((t, value, rate, bound))
 
@@ -228,7 +230,7 @@ def at(point: Point, t: float, *, timestamp: datetime) -> reading.Reading:
     t0, value, rate, bound = point
     battery = value.battery_percent + rate * (t - t0)
     battery = min(bound, battery) if rate > 0 else max(bound, battery) if rate < 0 else battery
-    return value._replace(timestamp=timestamp, battery_percent=round(battery, 3))
+    return value._replace(timestamp=timestamp, battery_percent=battery)
 
 
 _Entry = tuple[float, int, Kind, Point | None]
@@ -251,6 +253,7 @@ class Fleet:
         start: datetime,
         battery_step_percent: float = 1.0,
         mix: dict[profiles.Archetype, float] | None = None,
+        flaky_share: float = profiles.FLAKY_SHARE,
     ) -> None:
         offset = start.utcoffset()
         if offset is None:
@@ -266,7 +269,9 @@ class Fleet:
         )
         self._weekday0 = local.weekday()
         self._now = 0.0
-        self.profiles = tuple(profiles.profile(seed, index, mix=mix) for index in range(cars))
+        self.profiles = tuple(
+            profiles.profile(seed, index, mix=mix, flaky_share=flaky_share) for index in range(cars)
+        )
         self._current: list[Point | None] = [None] * cars
         self._streams = [self._stream(_Car(self, car)) for car in self.profiles]
         self._heap: list[_Entry] = []

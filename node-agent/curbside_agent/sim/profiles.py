@@ -15,7 +15,8 @@ Archetypes (share of the default mix):
   morning's departure.
 - ``Errands`` (25 %): one to three short trips a day, charges at home when low, at a public
   fast charger if it has no home charger.
-- ``Rare`` (15 %): a trip every week or so; otherwise parked and asleep.
+- ``Rare`` (15 %): a trip every week or so; otherwise parked and asleep (it plugs in only
+  when nearly empty: a plugged-in car stays awake).
 
 Independently, ``flaky`` cars (3 %) sometimes vanish: the gateway stops reporting for minutes
 to hours, occasionally forever (see ``mobility``).
@@ -108,16 +109,19 @@ def _pick(draw: random.Random, mix: dict[Archetype, float]) -> Archetype:
     return next(reversed(mix))
 
 
-def profile(seed: int, index: int, *, mix: dict[Archetype, float] | None = None) -> Profile:
-    """Car ``index``'s habits for fleet ``seed``."""
+def profile(
+    seed: int, index: int, *, mix: dict[Archetype, float] | None = None, flaky_share: float = FLAKY_SHARE
+) -> Profile:
+    """Car ``index``'s habits for fleet ``seed`` (``flaky_share``: chance it sometimes vanishes)."""
     draw = rng(seed, index, -1)
     archetype = _pick(draw, mix or DEFAULT_MIX)
     has_home_charger = draw.random() < (0.6 if archetype is Archetype.ERRANDS else 0.9)
     night = archetype is Archetype.NIGHT_CHARGER
+    rare = archetype is Archetype.RARE
     return Profile(
         index=index,
         archetype=archetype,
-        flaky=draw.random() < FLAKY_SHARE,
+        flaky=draw.random() < flaky_share,
         capacity_kwh=draw.uniform(50, 100),
         kwh_per_km=draw.uniform(0.14, 0.22),
         home_charger_kw=draw.choice((7.4, 11.0)) if has_home_charger or night else 0.0,
@@ -125,7 +129,7 @@ def profile(seed: int, index: int, *, mix: dict[Archetype, float] | None = None)
         home_network=reading.Network.UNMETERED if draw.random() < 0.85 else reading.Network.METERED,
         work_network=reading.Network.UNMETERED if draw.random() < 0.4 else reading.Network.METERED,
         charge_limit=draw.choice((80.0, 90.0, 100.0)),
-        plug_below=101.0 if night else draw.uniform(40, 80),
+        plug_below=101.0 if night else draw.uniform(15, 30) if rare else draw.uniform(40, 80),
         leave_at=draw.uniform(6.5, 9.0) * HOUR if not night else draw.uniform(8.0, 10.5) * HOUR,
         return_at=draw.uniform(16.0, 18.5) * HOUR,
         commute_km=draw.uniform(4, 45),
