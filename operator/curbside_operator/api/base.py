@@ -151,7 +151,8 @@ def _display_name(body: Mapping[str, Any]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class PrinterColumn:
-    """One ``kubectl get`` column (``additionalPrinterColumns``)."""
+    """One ``kubectl get`` column (``additionalPrinterColumns``). Positional on purpose: the
+    kinds list their columns as rows of a table (name, JSON path, type, description)."""
 
     name: str
     json_path: str
@@ -160,7 +161,7 @@ class PrinterColumn:
     priority: int = 0
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class CrdInfo:
     """The CRD facts that are not part of the schema: names, scope and columns."""
 

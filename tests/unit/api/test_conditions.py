@@ -31,66 +31,69 @@ CASES = [
     pytest.param(
         [],
         dict(type="Ready", status=S.TRUE, reason="AgentReporting", message="", generation=1),
-        [cond("Ready", S.TRUE, "AgentReporting", at=NOW)],
+        [cond("Ready", S.TRUE, reason="AgentReporting", at=NOW)],
         True,
         id="new-condition-is-appended-with-now",
     ),
     pytest.param(
-        [cond("Ready", S.TRUE, "AgentReporting")],
+        [cond("Ready", S.TRUE, reason="AgentReporting")],
         dict(type="Ready", status=S.TRUE, reason="AgentReporting", message="", generation=1),
-        [cond("Ready", S.TRUE, "AgentReporting")],
+        [cond("Ready", S.TRUE, reason="AgentReporting")],
         False,
         id="identical-is-no-change",
     ),
     pytest.param(
-        [cond("Ready", S.FALSE, "AgentOffline")],
+        [cond("Ready", S.FALSE, reason="AgentOffline")],
         dict(type="Ready", status=S.FALSE, reason="LeaseExpired", message="", generation=1),
-        [cond("Ready", S.FALSE, "LeaseExpired")],
+        [cond("Ready", S.FALSE, reason="LeaseExpired")],
         True,
         id="new-reason-same-status-keeps-transition-time",
     ),
     pytest.param(
-        [cond("Succeeded", S.UNKNOWN, "UnitsRunning", "10 of 100")],
+        [cond("Succeeded", S.UNKNOWN, reason="UnitsRunning", message="10 of 100")],
         dict(type="Succeeded", status=S.UNKNOWN, reason="UnitsRunning", message="20 of 100", generation=1),
-        [cond("Succeeded", S.UNKNOWN, "UnitsRunning", "20 of 100")],
+        [cond("Succeeded", S.UNKNOWN, reason="UnitsRunning", message="20 of 100")],
         True,
         id="new-message-keeps-transition-time",
     ),
     pytest.param(
-        [cond("Succeeded", S.UNKNOWN, "UnitsRunning", gen=1)],
+        [cond("Succeeded", S.UNKNOWN, reason="UnitsRunning", gen=1)],
         dict(type="Succeeded", status=S.UNKNOWN, reason="UnitsRunning", message="", generation=2),
-        [cond("Succeeded", S.UNKNOWN, "UnitsRunning", gen=2)],
+        [cond("Succeeded", S.UNKNOWN, reason="UnitsRunning", gen=2)],
         True,
         id="new-generation-is-recorded-keeps-transition-time",
     ),
     pytest.param(
-        [cond("Ready", S.TRUE, "AgentReporting")],
+        [cond("Ready", S.TRUE, reason="AgentReporting")],
         dict(type="Ready", status=S.FALSE, reason="AgentOffline", message="car is off", generation=1),
-        [cond("Ready", S.FALSE, "AgentOffline", "car is off", at=NOW)],
+        [cond("Ready", S.FALSE, reason="AgentOffline", message="car is off", at=NOW)],
         True,
         id="flip-true-to-false-moves-transition-time",
     ),
     pytest.param(
-        [cond("Succeeded", S.UNKNOWN, "Pending")],
+        [cond("Succeeded", S.UNKNOWN, reason="Pending")],
         dict(type="Succeeded", status=S.TRUE, reason="Completed", message="", generation=1),
-        [cond("Succeeded", S.TRUE, "Completed", at=NOW)],
+        [cond("Succeeded", S.TRUE, reason="Completed", at=NOW)],
         True,
         id="flip-unknown-to-true-moves-transition-time",
     ),
     pytest.param(
-        [cond("Running", S.TRUE, "UnitsRunning"), cond("Succeeded", S.UNKNOWN, "UnitsRunning")],
+        [cond("Running", S.TRUE, reason="UnitsRunning"), cond("Succeeded", S.UNKNOWN, reason="UnitsRunning")],
         dict(type="Succeeded", status=S.FALSE, reason="MaxAttemptsExceeded", message="", generation=3),
         [
-            cond("Running", S.TRUE, "UnitsRunning"),
-            cond("Succeeded", S.FALSE, "MaxAttemptsExceeded", gen=3, at=NOW),
+            cond("Running", S.TRUE, reason="UnitsRunning"),
+            cond("Succeeded", S.FALSE, reason="MaxAttemptsExceeded", gen=3, at=NOW),
         ],
         True,
         id="other-conditions-untouched-order-kept",
     ),
     pytest.param(
-        [cond("Running", S.TRUE, "UnitsRunning")],
+        [cond("Running", S.TRUE, reason="UnitsRunning")],
         dict(type="Failed", status=S.FALSE, reason="UnitsRunning", message="", generation=1),
-        [cond("Running", S.TRUE, "UnitsRunning"), cond("Failed", S.FALSE, "UnitsRunning", at=NOW)],
+        [
+            cond("Running", S.TRUE, reason="UnitsRunning"),
+            cond("Failed", S.FALSE, reason="UnitsRunning", at=NOW),
+        ],
         True,
         id="second-type-is-appended",
     ),
@@ -147,7 +150,7 @@ def test_reasons_must_be_camel_case(reason: str) -> None:
 
 
 def test_find_and_is_true() -> None:
-    current = [cond("Ready", S.TRUE, "AgentReporting"), cond("Eligible", S.FALSE, "BatteryLow")]
+    current = [cond("Ready", S.TRUE, reason="AgentReporting"), cond("Eligible", S.FALSE, reason="BatteryLow")]
     assert conditions.is_true(current, conditions.READY)
     assert not conditions.is_true(current, conditions.ELIGIBLE)
     assert not conditions.is_true(current, "Missing")
@@ -158,7 +161,7 @@ def test_find_and_is_true() -> None:
 
 
 def test_wire_form_is_metav1_condition() -> None:
-    wire = cond("Ready", S.UNKNOWN, "NeverReported", gen=4).to_json()
+    wire = cond("Ready", S.UNKNOWN, reason="NeverReported", gen=4).to_json()
     assert wire == {
         "type": "Ready",
         "status": "Unknown",

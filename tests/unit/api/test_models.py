@@ -91,7 +91,7 @@ def test_car_policy_defaults_have_hysteresis() -> None:
     assert "memoryGiB" in car.to_json()["spec"]["hardware"]
 
 
-def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+def _with(body: dict[str, Any], path: str, *, value: Any) -> dict[str, Any]:
     out = copy.deepcopy(body)
     *parents, last = path.split(".")
     node = out
@@ -170,7 +170,7 @@ BAD = [
 def test_bad_bodies_name_the_field(body: dict[str, Any], path: str, value: Any, want_path: str) -> None:
     kind = KINDS[body["kind"]]
     with pytest.raises(base.InvalidSpecError) as caught:
-        kind.from_body(_with(body, path, value))
+        kind.from_body(_with(body, path, value=value))
     assert want_path in caught.value.paths
     assert str(caught.value).startswith(f"{kind.crd.kind} ")
     assert want_path in str(caught.value)
@@ -178,14 +178,14 @@ def test_bad_bodies_name_the_field(body: dict[str, Any], path: str, value: Any, 
 
 def test_error_message_names_object_and_explains() -> None:
     with pytest.raises(base.InvalidSpecError) as caught:
-        inferencejob.InferenceJob.from_body(_with(JOB, "spec.redundancy", {"replicas": 2, "quorum": 3}))
+        inferencejob.InferenceJob.from_body(_with(JOB, "spec.redundancy", value={"replicas": 2, "quorum": 3}))
     assert str(caught.value) == (
         "InferenceJob demo/seti: spec.redundancy.quorum: quorum (3) must not exceed replicas (2)"
     )
 
 
 def test_many_errors_are_summarized() -> None:
-    body = _with(JOB, "spec", {f"bogus{i}": i for i in range(8)})
+    body = _with(JOB, "spec", value={f"bogus{i}": i for i in range(8)})
     with pytest.raises(base.InvalidSpecError) as caught:
         inferencejob.InferenceJob.from_body(body)
     assert len(caught.value.errors) == 11  # 8 unknown + 3 missing

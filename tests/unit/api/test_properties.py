@@ -65,7 +65,7 @@ def _parse(model: type[base.Resource], body: Any) -> base.Resource | base.Invali
         return exc
 
 
-def _mutate(body: dict[str, Any], path: tuple[str | int, ...], how: str, value: Any) -> dict[str, Any]:
+def _mutate(body: dict[str, Any], path: tuple[str | int, ...], *, how: str, value: Any) -> dict[str, Any]:
     out = copy.deepcopy(body)
     parent: Any = out
     for key in path[:-1]:
@@ -91,7 +91,7 @@ def test_one_field_off_gives_our_error_or_a_valid_object(
         places = [p for p in crd_strategies.paths(body) if p[0] in ("spec", "status")]
         path = data.draw(st.sampled_from(places))
         how = data.draw(st.sampled_from(["replace", "delete", "unknown-key"]))
-        mutated = _mutate(body, path, how, data.draw(crd_strategies.ODD_VALUES))
+        mutated = _mutate(body, path, how=how, value=data.draw(crd_strategies.ODD_VALUES))
         parsed = _parse(model, mutated)
         if isinstance(parsed, base.InvalidSpecError):
             assert parsed.errors
