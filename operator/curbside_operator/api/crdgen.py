@@ -45,7 +45,7 @@ class GeneratorError(RuntimeError):
     """A model uses something a structural CRD schema cannot express; the message says where."""
 
 
-def _resolve(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str, Any]:
+def _resolve(node: dict[str, Any], defs: dict[str, Any], *, path: str) -> dict[str, Any]:
     """Inline ``$ref`` and unwrap ``anyOf: [X, null]``; sibling keys win over the target's."""
     while "$ref" in node or "anyOf" in node:
         rest = {k: v for k, v in node.items() if k not in ("$ref", "anyOf")}
@@ -77,7 +77,7 @@ def _convert(
     raw: dict[str, Any], defs: dict[str, Any], *, path: str, in_spec: bool, optional: bool = False
 ) -> dict[str, Any]:
     explicit_null_default = "default" in raw and raw["default"] is None
-    node = _resolve(raw, defs, path)
+    node = _resolve(raw, defs, path=path)
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in DROPPED or (key == "default" and value is None):
