@@ -35,25 +35,15 @@ from typing import Any
 
 from curbside_agent import state
 from curbside_agent.signals import reading
+from curbside_operator.api.v1alpha1 import vehiclenode
 
-AGENT_FIELDS: tuple[str, ...] = (
-    "state",
-    "batteryPercent",
-    "charging",
-    "chargerPowerKw",
-    "network",
-    "thermal",
-    "region",
-    "energyUsedTodayKwh",
-    "predictedDeparture",
-    "observedAt",
-)
-"""The top-level ``status`` fields the agent writes; everything else belongs to the operator."""
+AGENT_FIELDS: tuple[str, ...] = vehiclenode.AGENT_OWNED
+"""The top-level ``status`` fields the agent writes (the API's list); the rest is the operator's."""
 
 NETWORK: dict[reading.Network, str] = {
-    reading.Network.UNMETERED: "Unmetered",
-    reading.Network.METERED: "Metered",
-    reading.Network.NONE: "None",
+    reading.Network.UNMETERED: vehiclenode.Network.UNMETERED.value,
+    reading.Network.METERED: vehiclenode.Network.METERED.value,
+    reading.Network.NONE: vehiclenode.Network.NONE.value,
 }
 """Gateway network names to the API's ``Network`` values."""
 
