@@ -26,6 +26,7 @@ is no grace period to wait for, so escalation then kills at once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import os
@@ -37,6 +38,8 @@ from curbside_agent import metrics
 
 Clock = Callable[[], float]
 """Monotonic seconds (``time.monotonic`` in production, a fake in tests)."""
+
+TIMELINE_LENGTH = 512
 
 STOP_DELIVERED = "stop_delivered"
 REPORT_SENT = "report_sent"
@@ -55,9 +58,14 @@ class Event:
 
 @dataclasses.dataclass
 class Timeline:
-    """The interlock's record, in order: the evidence that stops precede reports."""
+    """The interlock's recent record, in order: the evidence that stops precede reports.
 
-    events: list[Event] = dataclasses.field(default_factory=list)
+    Bounded (the last ``TIMELINE_LENGTH`` events), because an agent runs for months.
+    """
+
+    events: collections.deque[Event] = dataclasses.field(
+        default_factory=lambda: collections.deque(maxlen=TIMELINE_LENGTH)
+    )
 
     def record(self, kind: str, *, target: str, at: float) -> None:
         self.events.append(Event(kind=kind, target=target, at=at))

@@ -155,3 +155,11 @@ def test_every_callback_stops_before_the_report_and_engaged_blocks_new_work() ->
     guard.register(interlock.CallbackTarget("next", lambda: order.append("stop next")))
     assert [target.name for target in guard.targets] == ["next"]
     assert order[-1] == "stop late"
+
+
+def test_timeline_keeps_only_the_recent_past() -> None:
+    timeline = interlock.Timeline()
+    for tick in range(interlock.TIMELINE_LENGTH + 100):
+        timeline.record(interlock.REPORT_SENT, target="", at=float(tick))
+    assert len(timeline.events) == interlock.TIMELINE_LENGTH
+    assert timeline.events[0].at == 100.0
