@@ -25,8 +25,9 @@ venv: $(STAMP)
 testbed-build: venv
 	$(BIN)/curbside testbed build
 
+# Everything generated comes from code: CRDs from the typed models in curbside_operator.api.
 generate: venv
-	@true
+	$(BIN)/python -m curbside_operator.api.crdgen
 
 # Regenerates everything generated and fails on any difference, then lint and types.
 verify: generate lint typecheck importlint
@@ -55,7 +56,7 @@ test: venv testbed-build
 	$(BIN)/pytest -q
 
 demo: venv testbed-build
-	$(BIN)/python -m curbside_operator.demo
+	$(BIN)/python -m curbside_testbed.demo
 
 clean:
 	-$(BIN)/curbside testbed down --name demo

@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     tb_sub = tb.add_subparsers(dest="action", required=True)
     up = tb_sub.add_parser("up", help="start (or finish starting) a test bed")
     up.add_argument("--cars", type=int, default=0, help="number of car Nodes (default: 0)")
-    up.add_argument("--lease-seconds", type=int, default=40, help="kwok node Lease duration")
+    up.add_argument(
+        "--lease-seconds",
+        type=int,
+        default=None,
+        help="kwok node Lease duration (default: 40 s, longer above 2,000 cars)",
+    )
     up.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for readiness")
     for action, text in (
         ("down", "stop every process and remove the test bed's folder"),

@@ -86,6 +86,11 @@ class TestBed:
         return self.root / "kubeconfig"
 
     @property
+    def audit_log(self) -> Path:
+        """The API server's audit log of writes (see audit.py)."""
+        return self.root / "logs" / "audit.log"
+
+    @property
     def server(self) -> str:
         assert self.layout is not None
         return f"https://127.0.0.1:{self.layout.ports.apiserver}"
@@ -141,13 +146,15 @@ class TestBed:
             assert self.layout is not None
             self.layout.kubeconfig(stem).write_text(yaml.safe_dump(config, sort_keys=False))
 
-    def up(self, *, cars: int = 0, lease_seconds: int = 40, timeout: float = 300.0) -> None:
+    def up(self, *, cars: int = 0, lease_seconds: int | None = None, timeout: float = 300.0) -> None:
         """Build if needed, start every component, create ``cars`` car Nodes, wait until Ready."""
         tc = build.ensure_built()
         self.root.mkdir(parents=True, exist_ok=True)
         if self.layout is None:
             self.layout = components.Layout(
-                root=self.root, ports=components.Ports(*_free_ports(6)), lease_seconds=lease_seconds
+                root=self.root,
+                ports=components.Ports(*_free_ports(6)),
+                lease_seconds=lease_seconds or components.lease_seconds_for(cars),
             )
         pki.create(self.root / "pki", bed_name=self.name)
         self._write_kubeconfigs()

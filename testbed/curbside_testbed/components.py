@@ -101,6 +101,18 @@ def command(name: str, layout: Layout, tc: build.Toolchain) -> list[str]:
             "--max-mutating-requests-inflight=800",
             "--profiling=false",
             "--event-ttl=1h",
+            # The `kubernetes` Service cannot point at a loopback address; nothing in the
+            # test bed reaches the API server through it, so don't keep trying.
+            "--endpoint-reconciler-type=none",
+            # Every write except kwok's fake-kubelet heartbeats, one JSON line each: tests
+            # count API writes by user, verb and resource from it (audit.py).
+            f"--audit-policy-file={write_audit_policy(layout)}",
+            f"--audit-log-path={layout.logs / 'audit.log'}",
+            "--audit-log-format=json",
+            "--audit-log-mode=batch",
+            "--audit-log-batch-max-wait=1s",
+            "--audit-log-maxsize=200",
+            "--audit-log-maxbackup=1",
             f"--cert-dir={pki}",
         ]
     if name in ("kube-controller-manager", "kube-scheduler"):
@@ -129,6 +141,7 @@ def command(name: str, layout: Layout, tc: build.Toolchain) -> list[str]:
             f"--cluster-signing-key-file={pki / 'ca.key'}",
             "--allocate-node-cidrs=false",
             "--concurrent-gc-syncs=10",
+            f"--node-monitor-grace-period={grace_seconds_for(layout.lease_seconds)}s",
         ]
     if name == "kwok":
         return [
@@ -140,8 +153,65 @@ def command(name: str, layout: Layout, tc: build.Toolchain) -> list[str]:
             f"--server-address=127.0.0.1:{ports.kwok}",
             "--cidr=10.0.0.1/16",
             "--node-ip=10.0.0.1",
+            # INFO logs a line per Lease renewal: megabytes a minute at 10,000 cars.
+            "--v=WARN",
         ]
     raise ValueError(f"unknown component {name!r}")
+
+
+def lease_seconds_for(cars: int) -> int:
+    """kwok's node Lease duration for a fleet size: a kubelet's 40 s up to 2,000 cars.
+
+    kwok renews every duration/4, so 10,000 cars at 40 s would be 1,000 Lease writes per
+    second, more than two cores serve; longer Leases keep the write rate near 200/s.
+    """
+    return max(40, min(240, cars // 50))
+
+
+def grace_seconds_for(lease_seconds: int) -> int:
+    """Node-monitor grace: two missed renewals plus margin (50 s for a 40 s Lease, as upstream)."""
+    return max(50, lease_seconds // 2 + 30)
+
+
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    users: [curbside-testbed-kwok, system:kube-scheduler, system:apiserver]
+  - level: None
+    resources: [{group: coordination.k8s.io, resources: [leases]}]
+    namespaces: [kube-node-lease, kube-system]
+  - level: None
+    resources: [{group: "", resources: [events]}, {group: events.k8s.io, resources: [events]}]
+    verbs: [create, update, patch]
+    users: [system:kube-controller-manager]
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+"""
+
+
+def write_audit_policy(layout: Layout) -> Path:
+    """The API server's audit policy: writes only, without the fake kubelets' heartbeats."""
+    path = layout.root / "audit-policy.yaml"
+    path.write_text(AUDIT_POLICY)
+    return path
+
+
+def write_kwok_config(layout: Layout) -> None:
+    """kwok's private ~/.kwok/kwok.yaml: more parallel Lease renewals than the default 4."""
+    path = layout.root / ".kwok" / "kwok.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "apiVersion: config.kwok.x-k8s.io/v1alpha1\n"
+        "kind: KwokConfiguration\n"
+        "options:\n"
+        "  nodeLeaseParallelism: 16\n"
+        "  nodePlayStageParallelism: 8\n"
+        "  podPlayStageParallelism: 8\n"
+    )
 
 
 def start(name: str, layout: Layout, tc: build.Toolchain) -> int:
@@ -150,7 +220,10 @@ def start(name: str, layout: Layout, tc: build.Toolchain) -> int:
     log = (layout.logs / f"{name}.log").open("ab")
     # kwok always loads ~/.kwok/kwok.yaml when it exists; a private HOME keeps a user's
     # personal kwok stages out of the test bed.
-    env = dict(os.environ, HOME=str(layout.root)) if name == "kwok" else None
+    env = None
+    if name == "kwok":
+        env = dict(os.environ, HOME=str(layout.root))
+        write_kwok_config(layout)
     proc = subprocess.Popen(
         command(name, layout, tc),
         stdout=log,

@@ -32,6 +32,8 @@ def car_name(index: int) -> str:
 def car_node(index: int) -> dict[str, Any]:
     """The Node object for car ``index`` (deterministic, so re-running ``up`` is a no-op)."""
     hw, tops = ACCELERATORS[index % len(ACCELERATORS)]
+    region = REGIONS[index % len(REGIONS)]
+    zone = f"{region}-{'abc'[index // len(REGIONS) % 3]}"
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -44,7 +46,8 @@ def car_node(index: int) -> dict[str, Any]:
                 "kubernetes.io/os": "linux",
                 "kubernetes.io/arch": "arm64",
                 "node.kubernetes.io/instance-type": hw,
-                "topology.kubernetes.io/region": REGIONS[index % len(REGIONS)],
+                "topology.kubernetes.io/region": region,
+                "topology.kubernetes.io/zone": zone,
                 "curbside.dev/accelerator-tops": tops,
             },
             "annotations": {components.KWOK_ANNOTATION: "fake"},
@@ -149,5 +152,6 @@ def wait_ready(client: httpx.Client, count: int, *, deadline: float, check: Call
         if ready != last:
             print(f"[testbed] {ready}/{count} car Nodes Ready ...", flush=True)
             last = ready
-        time.sleep(1)
+        # Listing 10,000 Nodes costs the API server; poll large fleets less often.
+        time.sleep(max(1.0, count / 2000))
     raise RuntimeError(f"only {last}/{count} car Nodes became Ready in time")

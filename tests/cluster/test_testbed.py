@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from curbside_testbed import bed, build, fleet
+from curbside_testbed import audit, bed, build, fleet
 from tests.cluster import wait
 
 CARS = int(os.environ.get("CURBSIDE_TEST_CARS", "1000"))
@@ -193,3 +193,20 @@ def test_cli_reports_on_a_running_bed(testbed: bed.TestBed, action: str) -> None
         assert "kube-apiserver" in out.stdout
         assert "STOPPED" not in out.stdout
         assert f"{CARS} ({CARS} Ready)" in out.stdout
+
+
+def test_audit_log_counts_writes_by_user_verb_and_resource(testbed: bed.TestBed, namespace: str) -> None:
+    before = audit.mark(testbed.audit_log)
+    with testbed.http() as api:
+        for i in range(3):
+            r = api.post(f"/api/v1/namespaces/{namespace}/configmaps", json={"metadata": {"name": f"cm{i}"}})
+            assert r.status_code == 201, r.text
+        api.get(f"/api/v1/namespaces/{namespace}/configmaps")  # reads are not audited
+
+    def counted() -> int:
+        counts = audit.count(audit.writes_since(testbed.audit_log, before))
+        return counts[("curbside-testbed-admin", "create", "configmaps")]
+
+    assert wait.until(lambda: counted() >= 3, timeout=30, what="audit batch flush")
+    assert counted() == 3
+    assert not any(w.verb == "list" for w in audit.writes_since(testbed.audit_log, before))
