@@ -54,6 +54,30 @@ def _testbed(args: argparse.Namespace) -> int:
     raise AssertionError(args.action)
 
 
+def _operator(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    import kopf
+
+    import curbside_operator.handlers  # noqa: F401  (registers every handler)
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not args.namespace,
+            namespaces=list(args.namespace or []),
+            standalone=True,
+            liveness_endpoint=args.liveness or None,
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curbside", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
         tb_sub.add_parser(action, help=text)
     for p in tb_sub.choices.values():
         p.add_argument("--name", default="default", help="test bed name (default: default)")
+    op = sub.add_parser("operator", help="run the Curbside operator (kopf) against the current kubeconfig")
+    op.add_argument("--namespace", action="append", help="watch InferenceJobs only here (repeatable)")
+    op.add_argument("--liveness", default="", help="liveness endpoint, e.g. http://127.0.0.1:8080/healthz")
+    op.add_argument("--verbose", action="store_true")
+    for name, help_text in (
+        ("agent", "run one car's node agent (see `curbside agent --help`)"),
+        ("sim", "run a simulated fleet of car agents (see `curbside sim --help`)"),
+    ):
+        passthrough = sub.add_parser(name, help=help_text, add_help=False)
+        passthrough.add_argument("rest", nargs=argparse.REMAINDER)
+
     build = tb_sub.add_parser("build", help="build the control-plane binaries into the cache")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     tb_sub.add_parser("list", help="list test beds that have state on this machine")
@@ -84,9 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `agent` and `sim` own their flags: hand everything after the subcommand over unparsed.
+    if argv and argv[0] == "agent":
+        from curbside_agent import cli as agent_cli  # type: ignore[attr-defined,unused-ignore]
+
+        return int(agent_cli.main(argv[1:]))
+    if argv and argv[0] == "sim":
+        from curbside_agent.sim import runner  # type: ignore[attr-defined,unused-ignore]
+
+        return int(runner.main(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.command == "testbed":
         return _testbed(args)
+    if args.command == "operator":
+        return _operator(args)
     raise AssertionError(args.command)
 
 

@@ -113,38 +113,38 @@ class TestBed:
         return httpx.Client(base_url=self.server, verify=self.ssl_context(), timeout=timeout)
 
     # -- lifecycle ---------------------------------------------------------------------
-    def _write_kubeconfigs(self) -> None:
+    def _kubeconfig_dict(self, stem: str, crt: Path, key: Path) -> dict[str, object]:
         ca = (self.root / "pki" / "ca.crt").resolve()
+        user = f"{self.context}-{stem}"
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": self.context, "cluster": {"server": self.server, "certificate-authority": str(ca)}}
+            ],
+            "users": [{"name": user, "user": {"client-certificate": str(crt), "client-key": str(key)}}],
+            "contexts": [{"name": self.context, "context": {"cluster": self.context, "user": user}}],
+            "current-context": self.context,
+        }
+
+    def _write_kubeconfigs(self) -> None:
+        assert self.layout is not None
         for identity in pki.IDENTITIES:
             stem = identity.file_stem
-            config = {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": self.context,
-                        "cluster": {"server": self.server, "certificate-authority": str(ca)},
-                    }
-                ],
-                "users": [
-                    {
-                        "name": f"{self.context}-{stem}",
-                        "user": {
-                            "client-certificate": str(self.root / "pki" / f"{stem}.crt"),
-                            "client-key": str(self.root / "pki" / f"{stem}.key"),
-                        },
-                    }
-                ],
-                "contexts": [
-                    {
-                        "name": self.context,
-                        "context": {"cluster": self.context, "user": f"{self.context}-{stem}"},
-                    }
-                ],
-                "current-context": self.context,
-            }
-            assert self.layout is not None
+            config = self._kubeconfig_dict(
+                stem, self.root / "pki" / f"{stem}.crt", self.root / "pki" / f"{stem}.key"
+            )
             self.layout.kubeconfig(stem).write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def kubeconfig_for(self, user: str, *, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig for a new x509 identity signed by this bed's CA (for tests)."""
+        stem = "user-" + re.sub(r"[^a-z0-9-]", "-", user.lower())
+        identity = pki.ClientIdentity(stem, user, groups)
+        ca_key, ca_cert = pki.load_ca(self.root / "pki")
+        crt, key = pki.issue_client(self.root / "pki", identity, ca_key=ca_key, ca_cert=ca_cert)
+        path = self.root / f"{stem}.kubeconfig"
+        path.write_text(yaml.safe_dump(self._kubeconfig_dict(stem, crt, key), sort_keys=False))
+        return path
 
     def up(self, *, cars: int = 0, lease_seconds: int | None = None, timeout: float = 300.0) -> None:
         """Build if needed, start every component, create ``cars`` car Nodes, wait until Ready."""

@@ -22,6 +22,7 @@ VEHICLE_LABEL = "curbside.dev/vehicle"
 VEHICLE_TAINT = {"key": "curbside.dev/vehicle", "value": "true", "effect": "NoSchedule"}
 REGIONS = ("eu-north", "eu-west", "us-east", "us-west")
 ACCELERATORS = (("hw4", "144"), ("hw4", "144"), ("hw5", "500"))
+MODELS = ("Model 3", "Model Y", "ID.4", "Ioniq 5")
 CONCURRENCY = 64
 
 
@@ -49,8 +50,15 @@ def car_node(index: int) -> dict[str, Any]:
                 "topology.kubernetes.io/region": region,
                 "topology.kubernetes.io/zone": zone,
                 "curbside.dev/accelerator-tops": tops,
+                "curbside.dev/accelerator-memory-gib": "16",
             },
-            "annotations": {components.KWOK_ANNOTATION: "fake"},
+            # The car's identity, as enrollment sets it; the operator creates its VehicleNode.
+            "annotations": {
+                components.KWOK_ANNOTATION: "fake",
+                "curbside.dev/vin": f"5YJ3E1EA{index:09d}",
+                "curbside.dev/owner": f"owner-{index // 2:05d}",
+                "curbside.dev/model": MODELS[index % len(MODELS)],
+            },
         },
         "spec": {"taints": [VEHICLE_TAINT]},
         "status": {

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from curbside_testbed import bed, guard
+from tests.cluster.api.conftest import crds  # noqa: F401  (session fixture: CRDs applied and served)
 
 CARS = int(os.environ.get("CURBSIDE_TEST_CARS", "1000"))
 

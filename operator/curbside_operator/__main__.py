@@ -1,0 +1,5 @@
+"""``python -m curbside_operator`` is ``curbside``."""
+
+from curbside_operator import cli
+
+raise SystemExit(cli.main())

@@ -1,0 +1,69 @@
+"""Every Prometheus metric the operator exports, declared once.
+
+Why this exists: handlers import these objects and never create metrics inline, and the
+dashboards (generated Python) import the ``*_NAME`` constants, so renaming a metric breaks
+the build instead of silently emptying a panel. Names follow Prometheus conventions:
+``curbside_`` prefix, base units, ``_total`` for counters.
+"""
+
+from __future__ import annotations
+
+import prometheus_client
+
+REGISTRY = prometheus_client.CollectorRegistry(auto_describe=True)
+
+RECONCILE_DURATION_NAME = "curbside_reconcile_duration_seconds"
+RECONCILE_ERRORS_NAME = "curbside_reconcile_errors_total"
+API_WRITES_NAME = "curbside_api_writes_total"
+VEHICLENODES_NAME = "curbside_vehiclenodes"
+SILENT_CARS_NAME = "curbside_fleet_silent_cars"
+PARTITION_NAME = "curbside_fleet_partition_suspected"
+LEASE_EXPIRIES_NAME = "curbside_car_lease_expiries_total"
+STATE_REACTION_NAME = "curbside_car_state_reaction_seconds"
+
+RECONCILE_DURATION = prometheus_client.Histogram(
+    RECONCILE_DURATION_NAME,
+    "Time to reconcile one object, by kind.",
+    ["kind"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+RECONCILE_ERRORS = prometheus_client.Counter(
+    RECONCILE_ERRORS_NAME,
+    "Reconciliations that failed, by kind and error type.",
+    ["kind", "reason"],
+    registry=REGISTRY,
+)
+API_WRITES = prometheus_client.Counter(
+    API_WRITES_NAME,
+    "Writes the operator sent to the API server, by resource and verb.",
+    ["resource", "verb"],
+    registry=REGISTRY,
+)
+VEHICLENODES = prometheus_client.Gauge(
+    VEHICLENODES_NAME,
+    "Cars by reported state and eligibility.",
+    ["state", "eligible"],
+    registry=REGISTRY,
+)
+SILENT_CARS = prometheus_client.Gauge(
+    SILENT_CARS_NAME,
+    "Recently alive cars whose Lease is older than the grace period.",
+    registry=REGISTRY,
+)
+PARTITION = prometheus_client.Gauge(
+    PARTITION_NAME,
+    "1 while most of the fleet is silent at once (control-plane partition suspected), else 0.",
+    registry=REGISTRY,
+)
+LEASE_EXPIRIES = prometheus_client.Counter(
+    LEASE_EXPIRIES_NAME,
+    "Cars marked Offline because their Lease went stale.",
+    registry=REGISTRY,
+)
+STATE_REACTION = prometheus_client.Histogram(
+    STATE_REACTION_NAME,
+    "From the car's observedAt to the operator's writes reacting to it.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+    registry=REGISTRY,
+)

@@ -1,0 +1,94 @@
+"""The operator's configuration: one typed object, read from ``CURBSIDE_*`` environment variables.
+
+Why this exists: every knob that changes the operator's behaviour (how long a silent car is
+trusted, when a mass silence counts as a partition) lives here with its unit, default and the
+reason for that default, so the Helm chart, the tests and the docs refer to one place.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pydantic
+
+ENV_PREFIX = "CURBSIDE_"
+
+
+class OperatorConfig(pydantic.BaseModel):
+    """Operator settings; ``OperatorConfig.from_env()`` reads ``CURBSIDE_<FIELD>`` overrides."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    lease_namespace: str = pydantic.Field(
+        "curbside-cars",
+        description="Namespace of the cars' Leases (one per car, named like the car).",
+    )
+    car_lease_grace_seconds: float = pydantic.Field(
+        20.0,
+        gt=0,
+        description=(
+            "Seconds without a Lease renewal before a car is Offline and its work moves. Agents renew "
+            "every 10 s, so 20 s is two missed renewals: fast enough to beat Kubernetes' ~6 min, slow "
+            "enough that one dropped request does not move work."
+        ),
+    )
+    partition_threshold: float = pydantic.Field(
+        0.55,
+        gt=0,
+        le=1,
+        description=(
+            "Share of recently alive cars that, silent at once, means a control-plane partition rather "
+            "than departures (Kubernetes' --unhealthy-zone-threshold is the same 0.55)."
+        ),
+    )
+    partition_settle_seconds: float | None = pydantic.Field(
+        None,
+        gt=0,
+        description=(
+            "How much earlier than the grace period a silent car counts towards the partition "
+            "check, so a mass silence is recognised before the first car of it would be marked "
+            "Offline (cars fall silent up to one renewal period apart). Default: min(5 s, grace/2)."
+        ),
+    )
+    partition_min_silent: int = pydantic.Field(
+        3, ge=1, description="Never suspect a partition with fewer silent cars than this."
+    )
+    sweep_seconds: float = pydantic.Field(
+        30.0,
+        gt=0,
+        description="Seconds between full re-evaluations of every car (level-based safety net).",
+    )
+    tick_seconds: float = pydantic.Field(
+        0.25, gt=0, description="Longest wait of the fleet loop between looking for stale Leases."
+    )
+    write_concurrency: int = pydantic.Field(
+        32, ge=1, description="Concurrent API writes the fleet loop may have in flight."
+    )
+    expected_unit_seconds: float = pydantic.Field(
+        600.0, gt=0, description="Assumed unit duration when judging whether a departure is too soon."
+    )
+    metrics_port: int = pydantic.Field(
+        0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint (0: not served)."
+    )
+
+    @property
+    def car_lease_grace(self) -> timedelta:
+        return timedelta(seconds=self.car_lease_grace_seconds)
+
+    @property
+    def partition_silence(self) -> timedelta:
+        """Lease age from which a car counts as silent in the partition check."""
+        settle = self.partition_settle_seconds or min(5.0, self.car_lease_grace_seconds / 2)
+        return timedelta(seconds=max(0.0, self.car_lease_grace_seconds - settle))
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> OperatorConfig:
+        """Settings from ``CURBSIDE_<UPPER_FIELD_NAME>`` variables; unknown ones are ignored."""
+        env = os.environ if environ is None else environ
+        values = {
+            name: env[ENV_PREFIX + name.upper()]
+            for name in cls.model_fields
+            if ENV_PREFIX + name.upper() in env
+        }
+        return cls.model_validate(values)

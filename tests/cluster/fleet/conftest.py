@@ -1,0 +1,167 @@
+"""Fixtures for the operator's fleet side: a real operator process and cars that report.
+
+The operator runs as its own process (``python -m curbside_operator operator``) with its own
+x509 identity, so the audit log tells its writes apart from the test's. Cars are played by
+``Cars``: it renews their Leases and patches their status the way an agent does, so these
+tests exercise the operator alone (the agent has its own tests).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from curbside_testbed import bed
+from tests.cluster import wait
+
+LEASE_NAMESPACE = "curbside-cars"
+OPERATOR_USER = "curbside-operator"
+GRACE_SECONDS = 6.0
+VN = "/apis/curbside.dev/v1alpha1/vehiclenodes"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def micro(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class OperatorProcess:
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path, metrics_port: int) -> None:
+        self.proc, self.log, self.metrics_port = proc, log, metrics_port
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+@pytest.fixture(scope="module")
+def operator(
+    testbed: bed.TestBed, crds: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    with testbed.http() as api:
+        r = api.post("/api/v1/namespaces", json={"metadata": {"name": LEASE_NAMESPACE}})
+        assert r.status_code in (201, 409), r.text
+        # Leases left by earlier tests would look like a silent fleet (a partition): start clean.
+        r = api.delete(f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases")
+        assert r.status_code == 200, r.text
+    kubeconfig = testbed.kubeconfig_for(OPERATOR_USER, groups=("system:masters",))
+    port = _free_port()
+    env = dict(
+        os.environ,
+        KUBECONFIG=str(kubeconfig),
+        CURBSIDE_CAR_LEASE_GRACE_SECONDS=str(GRACE_SECONDS),
+        CURBSIDE_SWEEP_SECONDS="5",
+        CURBSIDE_METRICS_PORT=str(port),
+    )
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "curbside_operator", "operator"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    op = OperatorProcess(proc, log, port)
+
+    def serving() -> bool:
+        assert proc.poll() is None, f"operator exited:\n{log.read_text()[-3000:]}"
+        try:
+            op.metric("curbside_fleet_silent_cars")
+        except httpx.HTTPError:
+            return False
+        return True
+
+    wait.until(serving, timeout=60, what="operator metrics endpoint")
+    yield op
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class Cars:
+    """Plays the agents of some cars: Leases renewed every second, status patched on demand."""
+
+    def __init__(self, api: httpx.Client) -> None:
+        self.api = api
+        self.renewing: set[str] = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def renew(self, name: str) -> None:
+        body = {
+            "metadata": {"name": name, "namespace": LEASE_NAMESPACE},
+            "spec": {
+                "holderIdentity": name,
+                "leaseDurationSeconds": 10,
+                "renewTime": micro(datetime.now(UTC)),
+            },
+        }
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
+        r = self.api.patch(
+            f"{path}/{name}",
+            json={"spec": body["spec"]},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        if r.status_code == 404:
+            r = self.api.post(path, json=body)
+        assert r.status_code in (200, 201), r.text
+
+    def keep_alive(self, *names: str) -> None:
+        for name in names:
+            self.renew(name)
+        with self.lock:
+            self.renewing |= set(names)
+
+    def silence(self, *names: str) -> None:
+        with self.lock:
+            self.renewing -= set(names)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(1.0):
+            with self.lock:
+                names = sorted(self.renewing)
+            for name in names:
+                self.renew(name)
+
+    def report(self, name: str, **status: Any) -> datetime:
+        """Patch the agent-owned status fields; returns the observedAt sent."""
+        at = datetime.now(UTC)
+        r = self.api.patch(
+            f"{VN}/{name}/status",
+            json={"status": {**status, "observedAt": micro(at)}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+        assert r.status_code == 200, r.text
+        return at
+
+
+@pytest.fixture(scope="module")
+def cars(testbed: bed.TestBed) -> Iterator[Cars]:
+    with testbed.http() as api:
+        c = Cars(api)
+        yield c
+        c.stop.set()
+        c.thread.join(timeout=5)

@@ -1,0 +1,185 @@
+"""Table tests for judging one car: liveness, eligibility, and what to write (or not)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from curbside_operator.api import conditions as conds
+from curbside_operator.api.v1alpha1 import vehiclenode as vn
+from curbside_operator.reconcile import vehiclenode as car
+
+REPO = Path(__file__).resolve().parents[3]
+NOW = datetime(2026, 11, 28, 23, 0, tzinfo=UTC)  # a Saturday night: inside the example's windows
+GRACE = timedelta(seconds=20)
+BASE_TAINT = {"key": "curbside.dev/vehicle", "value": "true", "effect": "NoSchedule"}
+
+
+def make_car(**status: Any) -> vn.VehicleNode:
+    body = yaml.safe_load((REPO / "examples" / "01-vehiclenode.yaml").read_text())
+    body["metadata"]["generation"] = 3
+    body["status"] = {
+        "state": "Charging",
+        "batteryPercent": 80,
+        "charging": True,
+        "network": "Unmetered",
+        "observedAt": (NOW - timedelta(seconds=1)).isoformat(),
+        **status,
+    }
+    return vn.VehicleNode.from_body(body)
+
+
+def lease(age_seconds: float | None) -> car.LeaseView | None:
+    if age_seconds is None:
+        return None
+    return car.LeaseView(renew_time=NOW - timedelta(seconds=age_seconds), duration_seconds=10)
+
+
+def node(*, driving: bool = False, eligible: str | None = None) -> car.NodeView:
+    taints = [BASE_TAINT] + (
+        [{"key": car.DRIVING_TAINT_KEY, "value": "true", "effect": "NoExecute"}] if driving else []
+    )
+    labels = {"curbside.dev/vehicle": "true"} | ({car.ELIGIBLE_LABEL: eligible} if eligible else {})
+    return car.NodeView(taints=tuple(taints), labels=labels)
+
+
+@pytest.mark.parametrize(
+    ("status", "lease_age", "want_ready", "want_reasons"),
+    [
+        ({}, 2, conds.Status.TRUE, []),
+        ({"state": "Driving", "charging": False}, 2, conds.Status.TRUE, ["NotParked"]),
+        ({}, 25, conds.Status.FALSE, ["LeaseExpired"]),
+        ({}, None, conds.Status.FALSE, ["LeaseExpired"]),
+        ({"batteryPercent": 30}, 2, conds.Status.TRUE, ["BatteryLow"]),
+        ({"network": "Metered"}, 2, conds.Status.TRUE, ["MeteredNetwork"]),
+    ],
+    ids=["charging-eligible", "driving", "lease-stale", "never-reported", "battery-low", "metered"],
+)
+def test_readiness_and_eligibility(
+    status: dict[str, Any], lease_age: float | None, want_ready: conds.Status, want_reasons: list[str]
+) -> None:
+    plan = car.reconcile_car(make_car(**status), lease=lease(lease_age), node=node(), now=NOW, grace=GRACE)
+    assert plan.status_patch is not None
+    written = plan.status_patch["status"]
+    assert written["operator"]["reasons"] == want_reasons
+    assert written["operator"]["eligible"] is (not want_reasons)
+    ready = next(c for c in written["conditions"] if c["type"] == conds.READY)
+    assert ready["status"] == want_ready.value
+    assert ready["observedGeneration"] == 3
+    assert set(written) == {"operator", "conditions"}  # never an agent-owned field
+
+
+def _applied(vehicle: vn.VehicleNode, patch: dict[str, Any] | None) -> vn.VehicleNode:
+    if patch is None:
+        return vehicle
+    body = vehicle.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["status"].update(patch["status"])
+    return vn.VehicleNode.from_body(body)
+
+
+def test_unchanged_car_writes_nothing_second_time() -> None:
+    vehicle = make_car()
+    first = car.reconcile_car(vehicle, lease=lease(2), node=node(eligible="false"), now=NOW, grace=GRACE)
+    assert first.status_patch is not None
+    assert first.node_patch == {"metadata": {"labels": {car.ELIGIBLE_LABEL: "true"}}}
+    again = car.reconcile_car(
+        _applied(vehicle, first.status_patch),
+        lease=lease(5),
+        node=node(eligible="true"),
+        now=NOW + timedelta(seconds=3),
+        grace=GRACE,
+    )
+    assert again.status_patch is None
+    assert again.node_patch is None
+
+
+def test_driving_car_gets_noexecute_taint_and_keeps_other_taints() -> None:
+    plan = car.reconcile_car(
+        make_car(state="Driving", charging=False),
+        lease=lease(1),
+        node=node(eligible="true"),
+        now=NOW,
+        grace=GRACE,
+    )
+    assert plan.node_patch is not None
+    taints = plan.node_patch["spec"]["taints"]
+    assert BASE_TAINT in taints
+    assert {"key": car.DRIVING_TAINT_KEY, "value": "true", "effect": "NoExecute"} in taints
+    assert plan.node_patch["metadata"]["labels"][car.ELIGIBLE_LABEL] == "false"
+
+
+def test_parked_again_removes_driving_taint() -> None:
+    plan = car.reconcile_car(
+        make_car(), lease=lease(1), node=node(driving=True, eligible="true"), now=NOW, grace=GRACE
+    )
+    assert plan.node_patch == {"spec": {"taints": [BASE_TAINT]}}
+
+
+def test_silent_car_is_not_tainted_driving() -> None:
+    plan = car.reconcile_car(
+        make_car(state="Driving"), lease=lease(60), node=node(eligible="false"), now=NOW, grace=GRACE
+    )
+    assert plan.node_patch is None
+    assert plan.reasons == (vn.IneligibleReason.LEASE_EXPIRED,)
+
+
+def test_partition_freezes_stale_cars_but_not_fresh_ones() -> None:
+    stale = car.reconcile_car(
+        make_car(), lease=lease(60), node=node(), now=NOW, grace=GRACE, partition_suspected=True
+    )
+    assert stale.status_patch is None
+    assert stale.node_patch is None
+    fresh = car.reconcile_car(
+        make_car(), lease=lease(1), node=node(), now=NOW, grace=GRACE, partition_suspected=True
+    )
+    assert fresh.status_patch is not None
+
+
+def test_transition_time_moves_only_on_flip() -> None:
+    vehicle = make_car()
+    first = car.reconcile_car(vehicle, lease=lease(1), node=None, now=NOW, grace=GRACE)
+    vehicle = _applied(vehicle, first.status_patch)
+    later = NOW + timedelta(seconds=30)
+    stale = car.reconcile_car(vehicle, lease=lease(31), node=None, now=later, grace=GRACE)
+    assert stale.status_patch is not None
+    ready = next(c for c in stale.status_patch["status"]["conditions"] if c["type"] == conds.READY)
+    eligible_cond = next(c for c in stale.status_patch["status"]["conditions"] if c["type"] == conds.ELIGIBLE)
+    assert ready["lastTransitionTime"].startswith("2026-11-28T23:00:30")
+    assert eligible_cond["reason"] == "LeaseExpired"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "want"),
+    [
+        ({car.VIN_ANNOTATION: "5YJ3E1EA7KF317001", car.OWNER_ANNOTATION: "owner-1"}, True),
+        ({car.VIN_ANNOTATION: "5YJ3E1EA7KF317001"}, False),
+        ({car.VIN_ANNOTATION: "not-a-vin", car.OWNER_ANNOTATION: "owner-1"}, False),
+        ({}, False),
+    ],
+    ids=["identity", "no-owner", "bad-vin", "nothing"],
+)
+def test_enrollment_needs_a_valid_identity(annotations: dict[str, str], want: bool) -> None:
+    labels = {car.ACCELERATOR_LABEL: "hw4", car.TOPS_LABEL: "144"}
+    body = car.enrollment_body("car-00001", labels=labels, annotations=annotations)
+    assert (body is not None) is want
+    if body is not None:
+        parsed = vn.VehicleNode.from_body(body)
+        assert parsed.spec.hardware.tops == 144
+
+
+def test_silent_car_is_written_once_not_every_sweep() -> None:
+    vehicle = make_car()
+    first = car.reconcile_car(vehicle, lease=lease(30), node=None, now=NOW, grace=GRACE)
+    assert first.status_patch is not None
+    later = car.reconcile_car(
+        _applied(vehicle, first.status_patch),
+        lease=lease(30),
+        node=None,
+        now=NOW + timedelta(minutes=1),
+        grace=GRACE,
+    )
+    assert later.status_patch is None
