@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
@@ -36,14 +37,25 @@ log = logging.getLogger(__name__)
 _PARKED = frozenset({state.CarState.PARKED, state.CarState.CHARGING, state.CarState.ASLEEP})
 
 
+class ReportError(Exception):
+    """A report (Lease renewal or status patch) did not reach the API server.
+
+    ``Reporter`` implementations raise this (or a subclass, with the cause chained); the agent
+    logs it in one line and retries on its next step. Anything else escaping a reporter is a
+    bug and is logged with its traceback.
+    """
+
+
 class Reporter(Protocol):
     """Where the agent's reports go: the car's Lease and its VehicleNode status."""
 
     async def renew_lease(self) -> None:
-        """Renew the car's ``coordination.k8s.io`` Lease."""
+        """Renew the car's ``coordination.k8s.io`` Lease (one write). Raises ``ReportError``."""
 
     async def patch_status(self, patch: dict[str, Any]) -> None:
-        """Merge-patch the car's VehicleNode ``status`` (``None`` values delete fields)."""
+        """Merge-patch the car's VehicleNode ``status`` (``None`` values delete fields).
+
+        Raises ``ReportError``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,15 +96,18 @@ class Agent:
         self.region = region
         self.lease_renew_seconds = lease_renew_seconds
         self.history = history
-        self.limits = limits or status.Thresholds(
-            battery_marks=(owner_policy.reserve_battery_percent, owner_policy.start_battery_percent)
-        )
+        self.limits = limits or status.Thresholds.for_rules(owner_policy)
         self.energy = policy.EnergyMeter()
         self.car: state.CarState | None = None
         self.value: reading.Reading | None = None
         self.eligible = False
         self.reported: dict[str, Any] | None = None
         self._last_renew: float | None = None
+
+    def set_policy(self, owner_policy: policy.OwnerPolicy) -> None:
+        """The owner changed the policy: judge (and report faithfully) by the new rules from now on."""
+        self.policy = owner_policy
+        self.limits = status.Thresholds.for_rules(owner_policy)
 
     def record_energy(self, kwh: float) -> None:
         """Count energy the car's work used (the worker or the runtime reports it)."""
@@ -140,7 +155,11 @@ class Agent:
             return ()
         try:
             await self.interlock.report(lambda: self.reporter.patch_status(update.patch()))
-        except Exception:  # the reporter is pluggable: any failure means "retry next step"
+        except ReportError as exc:
+            metrics.STATUS_PATCH_ERRORS.inc()
+            log.warning("status patch failed, retrying on the next step: %s", exc)
+            return ()
+        except Exception:  # a bug in a pluggable reporter: still "retry next step", but loudly
             metrics.STATUS_PATCH_ERRORS.inc()
             log.exception("status patch failed; retrying on the next step")
             return ()
@@ -148,13 +167,26 @@ class Agent:
         self.reported = update.status
         return update.fields
 
-    async def _heartbeat(self) -> bool:
+    def next_renewal(self) -> float:
+        """When (``monotonic`` seconds) the Lease is next due; at once if never renewed."""
+        return -math.inf if self._last_renew is None else self._last_renew + self.lease_renew_seconds
+
+    async def heartbeat(self) -> bool:
+        """Renew the Lease if its period is due; whether it was renewed. Never raises for I/O.
+
+        ``step`` calls this; the simulator also calls it alone for cars whose signals did not
+        change, which is all a quiet car costs.
+        """
         started = self.monotonic()
-        if self._last_renew is not None and started - self._last_renew < self.lease_renew_seconds:
+        if started < self.next_renewal():
             return False
         try:
             await self.reporter.renew_lease()
-        except Exception:  # as above: a failed renewal is retried on the next step
+        except ReportError as exc:
+            metrics.LEASE_RENEW_ERRORS.inc()
+            log.warning("lease renewal failed, retrying on the next step: %s", exc)
+            return False
+        except Exception:  # as above: a bug in the reporter, retried but logged in full
             metrics.LEASE_RENEW_ERRORS.inc()
             log.exception("lease renewal failed; retrying on the next step")
             return False
@@ -196,7 +228,7 @@ class Agent:
             region=self.region,
         )
         patched = await self._report(status.build(observation, self.reported, now=now, limits=self.limits))
-        renewed = await self._heartbeat()
+        renewed = await self.heartbeat()
         return StepResult(
             car=car,
             eligibility=verdict,

@@ -17,7 +17,16 @@ Only meaningful changes count:
 - the predicted departure appearing, disappearing, moving by more than ``departure_shift``
   or its confidence moving by at least ``confidence_step``.
 
-``observedAt`` changes only when something else did. No timestamp ticks.
+**Threshold-faithful.** The operator judges eligibility from this report with the car's own
+rule book (``curbside_operator.api.policy``), so a reported value must lie on the same side
+of every policy threshold as the live one. ``Thresholds.for_rules`` turns the owner's rules
+into marks: the battery is rounded down and temperatures up (whole-number thresholds compare
+the same on the rounded value), and a kept ("sticky") value is replaced as soon as the live
+one crosses a mark: battery thresholds, temperature limits and limits − margin, the energy
+budget, the departure confidence floor, and "departure within one work unit".
+
+``observedAt`` changes only when something else did. It has microsecond precision: it is the
+agent's clock at the observation, from which a report's visibility latency is measured.
 
 The dict uses the API's wire names (``VehicleNodeStatus``: ``batteryPercent``, ``thermal``,
 ``predictedDeparture``...) and only the top-level fields the agent owns (``AGENT_FIELDS``);
@@ -33,8 +42,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import annotated_types
+
 from curbside_agent import state
 from curbside_agent.signals import reading
+from curbside_operator.api import policy as rulebook
 from curbside_operator.api.v1alpha1 import vehiclenode
 
 AGENT_FIELDS: tuple[str, ...] = vehiclenode.AGENT_OWNED
@@ -50,6 +62,20 @@ NETWORK: dict[reading.Network, str] = {
 _THERMAL = (("cabinCelsius", "cabin_celsius"), ("socCelsius", "soc_celsius"), ("packCelsius", "pack_celsius"))
 
 
+def _bounds(attr: str) -> tuple[float, float]:
+    """The API's bounds for a ``Thermal`` field: a reading beyond them is reported at the bound."""
+    low, high = -math.inf, math.inf
+    for item in vehiclenode.Thermal.model_fields[attr].metadata:
+        if isinstance(item, annotated_types.Ge):
+            low = float(item.ge)  # type: ignore[arg-type]
+        elif isinstance(item, annotated_types.Le):
+            high = float(item.le)  # type: ignore[arg-type]
+    return low, high
+
+
+_THERMAL_BOUNDS = {attr: _bounds(attr) for _, attr in _THERMAL}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Observation:
     """What the agent knows right now. ``value`` is the latest full reading (None: none yet)."""
@@ -63,15 +89,32 @@ class Observation:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Thresholds:
-    """How much a value must move before it is worth a write."""
+    """How much a value must move before it is worth a write, and the marks it must never hide."""
 
     battery_step_percent: int = 1
     battery_marks: tuple[float, ...] = ()
     temperature_step_celsius: float = 3.0
+    temperature_marks: tuple[float, ...] = ()
     charger_power_step_kw: float = 1.0
     energy_step_kwh: float = 0.5
+    energy_marks: tuple[float, ...] = ()
     departure_shift: timedelta = timedelta(minutes=5)
     confidence_step: float = 0.1
+    confidence_marks: tuple[float, ...] = ()
+    departure_lead: timedelta | None = None
+
+    @classmethod
+    def for_rules(cls, rules: rulebook.Rules, **steps: Any) -> Thresholds:
+        """Thresholds whose marks are the owner's rules, so every report is threshold-faithful."""
+        budget = rules.energy_budget_kwh_per_day
+        return cls(
+            battery_marks=(rules.reserve_battery_percent, rules.start_battery_percent),
+            temperature_marks=rules.temperature_limits,
+            energy_marks=() if budget is None else (budget,),
+            confidence_marks=(rules.departure_min_confidence,),
+            departure_lead=timedelta(seconds=rules.expected_unit_seconds),
+            **steps,
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,12 +139,17 @@ class Update:
 
 
 def rfc3339(moment: datetime) -> str:
-    """A UTC timestamp in whole seconds, as the API server writes it (``...Z``)."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """A UTC timestamp (``...Z``), with microseconds when it has any."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_rfc3339(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def validate(report: Mapping[str, Any]) -> vehiclenode.VehicleNodeStatus:
+    """The agent's status dict as the API model, validated as the API server would (pydantic's error)."""
+    return vehiclenode.VehicleNodeStatus.model_validate(dict(report))
 
 
 def quantise_battery(percent: float, *, step: int, marks: tuple[float, ...] = ()) -> int:
@@ -111,34 +159,71 @@ def quantise_battery(percent: float, *, step: int, marks: tuple[float, ...] = ()
     return int(max(level, math.floor(max(crossed)))) if crossed else int(level)
 
 
-def _sticky(new: float, old: object, *, step: float, digits: int) -> float:
-    """``new`` if it moved at least ``step`` from the last reported ``old`` (or is a fresh 0)."""
+def _same_side(live: float, reported: float, marks: tuple[float, ...], *, strict: bool) -> bool:
+    """Whether ``reported`` compares with every mark as ``live`` does (``>`` if strict, else ``>=``)."""
+    if strict:
+        return all((live > mark) == (reported > mark) for mark in marks)
+    return all((live >= mark) == (reported >= mark) for mark in marks)
+
+
+def _sticky(
+    new: float, old: object, *, step: float, digits: int, marks: tuple[float, ...] = (), strict: bool = False
+) -> float:
+    """``new`` (rounded) if it moved at least ``step`` from the last reported ``old``, is a fresh
+    0, or crossed a mark; else ``old``. A rounded value that would hide a mark is not rounded."""
     if isinstance(old, int | float) and not isinstance(old, bool):
         moved = abs(new - old) >= step or (new == 0 and old != 0)
-        if not moved:
+        if not moved and _same_side(new, old, marks, strict=strict):
             return old
-    return round(new, digits) if digits else round(new)
+    rounded = round(new, digits) if digits else round(new)
+    return rounded if _same_side(new, rounded, marks, strict=strict) else new
 
 
-def _thermal(value: reading.Reading, old: object, step: float) -> dict[str, int]:
+def _temperature(measured: float, old: object, *, attr: str, limits: Thresholds) -> int:
+    """Whole degrees, rounded up (so ``> limit`` compares the same), kept until a step or a mark."""
+    low, high = _THERMAL_BOUNDS[attr]
+    live = min(high, max(low, measured))
+    if isinstance(old, int) and not isinstance(old, bool) and _still(live, old, limits):
+        return old
+    return math.ceil(live)
+
+
+def _still(live: float, old: int, limits: Thresholds) -> bool:
+    """Whether a reported temperature may stand: moved less than a step, on the same side of every mark."""
+    near = abs(live - old) < limits.temperature_step_celsius
+    return near and _same_side(live, old, limits.temperature_marks, strict=True)
+
+
+def _thermal(value: reading.Reading, old: object, limits: Thresholds) -> dict[str, int]:
     previous = old if isinstance(old, Mapping) else {}
     thermal: dict[str, int] = {}
     for key, attr in _THERMAL:
         measured = getattr(value, attr)
         if measured is not None:
-            thermal[key] = int(_sticky(measured, previous.get(key), step=step, digits=0))
+            thermal[key] = _temperature(measured, previous.get(key), attr=attr, limits=limits)
     return thermal
 
 
-def _departure(prediction: state.Prediction | None, old: object, limits: Thresholds) -> dict[str, Any] | None:
+def _soon(at: datetime, now: datetime, lead: timedelta | None) -> bool:
+    return lead is not None and at - now < lead
+
+
+def _departure(
+    prediction: state.Prediction | None, old: object, limits: Thresholds, *, now: datetime
+) -> dict[str, Any] | None:
     if prediction is None:
         return None
-    fresh = {"time": rfc3339(prediction.at), "confidence": round(prediction.confidence, 2)}
+    confidence = _sticky(prediction.confidence, None, step=0, digits=2, marks=limits.confidence_marks)
+    fresh = {"time": rfc3339(prediction.at), "confidence": confidence}
     if not isinstance(old, Mapping) or not isinstance(old.get("time"), str):
         return fresh
-    shift = abs(prediction.at - parse_rfc3339(old["time"]))
-    surer = abs(prediction.confidence - float(old.get("confidence", 0.0)))
-    if shift > limits.departure_shift or surer >= limits.confidence_step:
+    old_at, old_confidence = parse_rfc3339(old["time"]), float(old.get("confidence", 0.0))
+    shift = abs(prediction.at - old_at)
+    surer = abs(prediction.confidence - old_confidence)
+    faithful = _same_side(prediction.confidence, old_confidence, limits.confidence_marks, strict=False) and (
+        _soon(prediction.at, now, limits.departure_lead) == _soon(old_at, now, limits.departure_lead)
+    )
+    if shift > limits.departure_shift or surer >= limits.confidence_step or not faithful:
         return fresh
     return dict(old)
 
@@ -155,7 +240,7 @@ def _from_reading(value: reading.Reading, old: Mapping[str, Any], limits: Thresh
         ),
         "network": NETWORK[value.network],
     }
-    thermal = _thermal(value, old.get("thermal"), limits.temperature_step_celsius)
+    thermal = _thermal(value, old.get("thermal"), limits)
     if thermal:
         fields["thermal"] = thermal
     return fields
@@ -191,8 +276,9 @@ def build(
             old.get("energyUsedTodayKwh"),
             step=limits.energy_step_kwh,
             digits=2,
+            marks=limits.energy_marks,
         )
-    departure = _departure(observation.departure, old.get("predictedDeparture"), limits)
+    departure = _departure(observation.departure, old.get("predictedDeparture"), limits, now=now)
     if departure is not None:
         status["predictedDeparture"] = departure
     keys = (set(status) | set(old)) - {"observedAt"}

@@ -38,7 +38,7 @@ class FakeReporter:
     async def patch_status(self, patch: dict[str, Any]) -> None:
         if self.fail_patches:
             self.fail_patches -= 1
-            raise ConnectionError("API server unavailable")
+            raise agent.ReportError("API server unavailable") from ConnectionError("refused")
         self.patches.append(patch)
         self.log.append(f"patch {patch.get('state')}")
 
