@@ -171,6 +171,14 @@ class Agent:
         """When (``monotonic`` seconds) the Lease is next due; at once if never renewed."""
         return -math.inf if self._last_renew is None else self._last_renew + self.lease_renew_seconds
 
+    def defer_renewal(self, until: float) -> None:
+        """Do not renew before ``until`` (``monotonic`` seconds), then every period as usual.
+
+        The simulator staggers a fleet's first renewals over one period with this, so ten
+        thousand cars started together do not renew in the same second forever after.
+        """
+        self._last_renew = until - self.lease_renew_seconds
+
     async def heartbeat(self) -> bool:
         """Renew the Lease if its period is due; whether it was renewed. Never raises for I/O.
 

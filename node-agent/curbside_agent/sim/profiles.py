@@ -81,7 +81,12 @@ class Profile:
 
     @property
     def name(self) -> str:
-        return f"car-{self.index:05d}"
+        return car_name(self.index)
+
+
+def car_name(index: int) -> str:
+    """Car ``index``'s name: its Node's, VehicleNode's and Lease's (``car-00042``)."""
+    return f"car-{index:05d}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,0 +1,237 @@
+"""Driving a simulated fleet's agents from mobility events on an accelerated clock.
+
+Why this module exists: ten thousand agents in one process on two cores cannot each poll
+their car ten times a second. They do not need to: the mobility model says exactly when a
+car's signals change. So per tick the driver
+
+1. advances the fleet to the simulated clock's "now" and hands each car with news its latest
+   reading (a car with several changes in one tick is stepped once, with the last one);
+2. fully steps only those cars (``Agent.step``: interlock, policy, status patch if changed);
+3. renews the Leases that are due, and nothing else, for every other car
+   (``Agent.heartbeat``), from a heap of due times, so a quiet car costs one Lease write per
+   period and no CPU in between;
+4. runs all of that concurrently, at most ``concurrency`` requests in flight.
+
+A vanished car is silent: no steps, no renewals, exactly like a car whose modem died, until
+it reappears. Lease periods are wall time (the operator's grace is wall time); the cars'
+own clocks (``observedAt``, time windows, departures) are simulated time.
+
+``SimClock`` maps the two: simulated = start + (wall − wall0) × speed, so a report's
+``observedAt`` converts back to the wall moment it was observed (``wall_of``), which is how
+the cluster tests measure visibility latency. Speed 0 means "as fast as possible": the
+clock then advances a fixed simulated step per tick, whatever the wall clock does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import heapq
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
+
+from curbside_agent import agent, state
+from curbside_agent.signals import sources
+from curbside_agent.sim import mobility
+
+
+@dataclasses.dataclass
+class SimClock:
+    """Simulated time from wall time (``speed`` > 0), or advanced by hand (``speed`` == 0)."""
+
+    start: datetime
+    speed: float
+    wall: Callable[[], float] = time.time
+    wall0: float = 0.0
+    held: bool = True
+    _manual: datetime | None = None
+
+    def begin(self) -> None:
+        """Start simulated time: ``start`` is this wall moment (until then, ``now`` is ``start``)."""
+        self.wall0 = self.wall()
+        self.held = False
+        self._manual = self.start
+
+    def now(self) -> datetime:
+        if self.held:
+            return self.start
+        if self.speed > 0:
+            return self.start + timedelta(seconds=(self.wall() - self.wall0) * self.speed)
+        return self._manual or self.start
+
+    def advance(self, seconds: float) -> datetime:
+        """As-fast-as-possible mode: move simulated time on by ``seconds``."""
+        self._manual = self.now() + timedelta(seconds=seconds)
+        return self._manual
+
+    def wall_of(self, moment: datetime) -> float:
+        """The wall time (``time.time`` seconds) at which simulated ``moment`` was "now"."""
+        return self.wall0 + (moment - self.start).total_seconds() / self.speed
+
+    def anchor(self) -> dict[str, object]:
+        return {"start": self.start.isoformat(), "speed": self.speed, "wall0": self.wall0}
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Car:
+    """One simulated car: its agent, the memory source the driver feeds, and its bookkeeping."""
+
+    index: int
+    agent: agent.Agent
+    source: sources.MemorySource
+    silent: bool = False
+    due: float = 0.0
+
+
+@dataclasses.dataclass
+class Totals:
+    """What the driver did since it started (the summary line takes differences)."""
+
+    events: int = 0
+    steps: int = 0
+    patches: int = 0
+    renewals: int = 0
+    ticks: int = 0
+    lag_max: float = 0.0
+
+
+@dataclasses.dataclass(eq=False)
+class Driver:
+    """Steps ``cars`` from ``fleet`` on ``clock``, ``concurrency`` requests at most (see the module doc)."""
+
+    fleet: mobility.Fleet
+    cars: list[Car]
+    clock: SimClock
+    concurrency: int = 64
+    monotonic: Callable[[], float] = time.monotonic
+    totals: Totals = dataclasses.field(default_factory=Totals)
+    _heap: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def _schedule(self, car: Car) -> None:
+        if car.silent:
+            return
+        car.due = car.agent.next_renewal()
+        heapq.heappush(self._heap, (car.due, car.index))
+
+    def _due(self, now: float, *, skip: dict[int, Car]) -> list[Car]:
+        """Cars whose Lease renewal is due by ``now`` (stale heap entries dropped)."""
+        found: list[Car] = []
+        heap, cars = self._heap, self.cars
+        while heap and heap[0][0] <= now:
+            due, index = heapq.heappop(heap)
+            car = cars[index]
+            if car.silent or due != car.due or index in skip:
+                continue
+            found.append(car)
+        return found
+
+    def states(self) -> Counter[str]:
+        """Cars by reported state, with ``silent`` for vanished ones."""
+        counts: Counter[str] = Counter()
+        for car in self.cars:
+            counts["silent" if car.silent else (car.agent.car or state.CarState.OFFLINE).value] += 1
+        return counts
+
+    def eligible(self) -> int:
+        return sum(1 for car in self.cars if car.agent.eligible and not car.silent)
+
+    # -- work ----------------------------------------------------------------------------
+    async def _bounded(self, jobs: Iterable[Callable[[], Awaitable[None]]]) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(job: Callable[[], Awaitable[None]]) -> None:
+            async with gate:
+                await job()
+
+        await asyncio.gather(*(one(job) for job in jobs))
+
+    def _stepper(self, car: Car) -> Callable[[], Awaitable[None]]:
+        async def step() -> None:
+            result = await car.agent.step()
+            self.totals.steps += 1
+            self.totals.patches += bool(result.patched)
+            self.totals.renewals += result.renewed
+            self._schedule(car)
+
+        return step
+
+    def _renewer(self, car: Car) -> Callable[[], Awaitable[None]]:
+        async def renew() -> None:
+            self.totals.renewals += await car.agent.heartbeat()
+            self._schedule(car)
+
+        return renew
+
+    def _apply(self, events: list[mobility.Event]) -> dict[int, Car]:
+        """Feed events to the cars' sources; the cars that need a step (not silent)."""
+        dirty: dict[int, Car] = {}
+        for event in events:
+            car = self.cars[event.car]
+            if event.kind is mobility.Kind.VANISHED:
+                car.silent = True
+                dirty.pop(event.car, None)
+                continue
+            car.silent = False
+            car.source.update(event.reading)
+            dirty[event.car] = car
+        self.totals.events += len(events)
+        return dirty
+
+    async def warm_up(self, *, lease_seconds: float) -> None:
+        """Every car's first step at the simulated start, first renewals staggered over a period.
+
+        The clock is held at ``start`` meanwhile and starts when every car has reported.
+        """
+        dirty = self._apply(self.fleet.advance(self.clock.start))
+        began = self.monotonic()
+        for car in self.cars:
+            car.agent.defer_renewal(began + lease_seconds * car.index / max(1, len(self.cars)))
+        await self._bounded(self._stepper(car) for car in dirty.values())
+        self.clock.begin()
+
+    async def tick(self, target: datetime) -> None:
+        """Advance to simulated ``target``: step cars with news, renew Leases that are due."""
+        dirty = self._apply(self.fleet.advance(target))
+        due = self._due(self.monotonic(), skip=dirty)
+        jobs = [self._stepper(car) for car in dirty.values()] + [self._renewer(car) for car in due]
+        if jobs:
+            await self._bounded(jobs)
+        self.totals.ticks += 1
+        if self.clock.speed > 0:
+            self.totals.lag_max = max(self.totals.lag_max, self.clock.wall() - self.clock.wall_of(target))
+
+    async def run(
+        self,
+        *,
+        stop: asyncio.Event,
+        until: datetime | None,
+        tick_seconds: float,
+        max_step_seconds: float,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        """Tick until ``stop`` is set or simulated time reaches ``until``.
+
+        At a fixed speed a tick starts every ``tick_seconds`` of wall time (or at once when
+        the previous one overran); at speed 0 each tick advances ``max_step_seconds``.
+        """
+        while not stop.is_set():
+            began = self.monotonic()
+            target = self.clock.now() if self.clock.speed > 0 else self.clock.advance(max_step_seconds)
+            if until is not None and target >= until:
+                target = until
+            await self.tick(target)
+            if on_tick is not None:
+                on_tick()
+            if until is not None and target >= until:
+                return
+            if self.clock.speed > 0:
+                rest = tick_seconds - (self.monotonic() - began)
+                if rest > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=rest)
+            else:
+                await asyncio.sleep(0)

@@ -1,0 +1,245 @@
+"""``curbside sim``: one process runs a whole simulated fleet of car agents against a real API server.
+
+Why this module exists: Curbside's promises (a departure visible within a second, zero writes
+for a car that sits still, 10,000 cars on a laptop) are only believable when measured with
+the real agent code against a real control plane. This process enrolls ``--cars`` cars
+(``enroll``: a VehicleNode each, from the car's profile, if missing), builds one ``Agent``
+per car with the same code a real car runs (policy, interlock, status, Lease renewal through
+``kube.CarReporter``), and drives them from the mobility model on an accelerated clock
+(``driver``). Deterministic for a seed: the same cars, policies and traces; which readings
+share a tick depends on the wall clock, so the exact patches can differ between runs.
+
+Credentials: ``--kubeconfig`` (admin) enrolls; the agents write with ``--agent-kubeconfig``
+(default: the same). With ``--as-cars`` every agent request impersonates its car
+(``curbside:car:<car>``, group ``curbside:cars``), so RBAC and the admission policy judge the
+simulated cars exactly as real ones.
+
+Every ``--report-seconds`` it prints one line: simulated time, speed, cars by state, eligible
+cars, events/steps/patches/renewals per wall second, the worst lag behind the clock, CPU and
+memory. ``--clock-file`` gets the clock's anchor (JSON: start, speed, wall0) once cars run,
+so a test can map a report's ``observedAt`` back to wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from curbside_agent import agent, cli, credentials, interlock, kube, policy
+from curbside_agent.signals import sources
+from curbside_agent.sim import driver, enroll, mobility
+from curbside_operator.api.v1alpha1 import vehiclenode
+
+log = logging.getLogger("curbside_agent.sim")
+DEFAULT_START = "2025-03-03T06:00:00+00:00"  # a Monday morning: commuters about to leave
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> timedelta:
+    """``90m``, ``12h``, ``3d``, ``45s`` or plain seconds."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number with s, m, h or d (e.g. 3d)")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def moment(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a UTC offset (e.g. 2025-03-03T06:00:00Z)")
+    return parsed
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="curbside sim", description="Run a simulated fleet of car agents.")
+    p.add_argument("--cars", type=int, default=1000, help="how many cars (car-00000 ...)")
+    p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per wall second (0: max)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--kubeconfig", type=Path, help="admin credentials for enrollment (default $KUBECONFIG)")
+    p.add_argument("--agent-kubeconfig", type=Path, help="credentials the agents write with (default: same)")
+    p.add_argument("--as-cars", action="store_true", help="agents impersonate their cars")
+    p.add_argument("--start", type=moment, default=moment(DEFAULT_START), help="simulated start (ISO 8601)")
+    p.add_argument(
+        "--duration", type=duration, help="simulated time to run (e.g. 3d); default: until stopped"
+    )
+    p.add_argument("--lease-seconds", type=int, default=10, help="Lease renewal period, wall seconds")
+    p.add_argument("--lease-namespace", default=kube.LEASE_NAMESPACE)
+    p.add_argument("--concurrency", type=int, default=64, help="API requests in flight at most")
+    p.add_argument("--tick-seconds", type=float, default=0.05, help="wall seconds between ticks")
+    p.add_argument(
+        "--max-step", type=duration, default=timedelta(seconds=10), help="simulated step at speed 0"
+    )
+    p.add_argument("--report-seconds", type=float, default=5.0, help="wall seconds between summary lines")
+    p.add_argument("--clock-file", type=Path, help="write the clock's anchor here (JSON) once cars run")
+    p.add_argument("--verbose", action="store_true")
+    return p
+
+
+def usage() -> dict[str, float]:
+    """CPU seconds (user + system) and resident memory (MiB now, MiB peak) of this process."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    rss = 0.0
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+    return {"cpu_s": ru.ru_utime + ru.ru_stime, "rss_mib": rss, "max_rss_mib": ru.ru_maxrss / 1024}
+
+
+class Summary:
+    """The periodic one-line report: rates over the interval since the previous line."""
+
+    def __init__(self, run: driver.Driver, *, out: TextIO, every: float) -> None:
+        self.run, self.out, self.every = run, out, every
+        self.last_at = time.monotonic()
+        self.last = driver.Totals()
+        self.last_cpu = usage()["cpu_s"]
+
+    def maybe(self) -> None:
+        if time.monotonic() - self.last_at >= self.every:
+            self.line()
+
+    def line(self) -> str:
+        now, totals, used = time.monotonic(), self.run.totals, usage()
+        span = max(1e-9, now - self.last_at)
+        states = self.run.states()
+        text = (
+            f"[sim] {self.run.clock.now():%Y-%m-%dT%H:%M}Z x{self.run.clock.speed:g} | "
+            + " ".join(f"{key} {states[key]}" for key in sorted(states))
+            + f" | eligible {self.run.eligible()}"
+            + f" | events {(totals.events - self.last.events) / span:.0f}/s"
+            + f" steps {(totals.steps - self.last.steps) / span:.0f}/s"
+            + f" patches {(totals.patches - self.last.patches) / span:.0f}/s"
+            + f" renewals {(totals.renewals - self.last.renewals) / span:.0f}/s"
+            + f" | lag {totals.lag_max:.2f}s cpu {(used['cpu_s'] - self.last_cpu) / span:.0%}"
+            + f" rss {used['rss_mib']:.0f}MiB"
+        )
+        print(text, file=self.out, flush=True)
+        self.last_at, self.last, self.last_cpu = now, driver.Totals(**vars(totals)), used["cpu_s"]
+        totals.lag_max = 0.0
+        return text
+
+
+def build_cars(
+    *,
+    stored: dict[str, dict[str, Any]],
+    nodes: dict[str, enroll.NodeFacts],
+    api: kube.Api,
+    clock: driver.SimClock,
+    lease_seconds: int,
+    namespace: str,
+    impersonate: bool,
+) -> list[driver.Car]:
+    """One agent per enrolled car, as a real car would run it, writing through ``api``."""
+    cars: list[driver.Car] = []
+    for index, name in enumerate(stored):
+        body = stored[name]
+        source = sources.MemorySource()
+        reporter = kube.CarReporter(
+            api,
+            car=name,
+            lease_seconds=lease_seconds,
+            clock=lambda: datetime.now(UTC),
+            namespace=namespace,
+            impersonate=impersonate,
+        )
+        car = agent.Agent(
+            signals=source,
+            reporter=reporter,
+            owner_policy=policy.from_spec(vehiclenode.VehicleNode.from_body(body).spec.policy),
+            guard=interlock.Interlock(clock=time.monotonic),
+            now=clock.now,
+            monotonic=time.monotonic,
+            region=nodes[name].region,
+            lease_renew_seconds=float(lease_seconds),
+        )
+        car.reported = cli.reported_status(body)
+        cars.append(driver.Car(index=index, agent=car, source=source))
+    return cars
+
+
+async def simulate(args: argparse.Namespace, *, stop: asyncio.Event, out: TextIO) -> driver.Driver:
+    """Enroll, warm up and run the fleet until ``stop`` or ``--duration``; the driver (for its totals)."""
+    admin_creds = credentials.Credentials.load(args.kubeconfig)
+    agent_creds = (
+        credentials.Credentials.load(args.agent_kubeconfig) if args.agent_kubeconfig else admin_creds
+    )
+    admin = kube.Api(kube.connect(admin_creds, max_connections=args.concurrency))
+    writer = (
+        admin
+        if agent_creds is admin_creds
+        else kube.Api(kube.connect(agent_creds, max_connections=args.concurrency))
+    )
+    try:
+        started = time.monotonic()
+        stored, nodes = await enroll.enroll(
+            admin, cars=args.cars, seed=args.seed, start=args.start, namespace=args.lease_namespace
+        )
+        clock = driver.SimClock(start=args.start, speed=args.speed)
+        fleet = mobility.Fleet(cars=args.cars, seed=args.seed, start=args.start)
+        cars = build_cars(
+            stored=stored,
+            nodes=nodes,
+            api=writer,
+            clock=clock,
+            lease_seconds=args.lease_seconds,
+            namespace=args.lease_namespace,
+            impersonate=args.as_cars,
+        )
+        run = driver.Driver(fleet=fleet, cars=cars, clock=clock, concurrency=args.concurrency)
+        print(f"[sim] enrolled {len(cars)} cars in {time.monotonic() - started:.1f}s", file=out, flush=True)
+        await run.warm_up(lease_seconds=args.lease_seconds)
+        print(
+            f"[sim] warmed up: {run.totals.patches} first reports in {time.monotonic() - started:.1f}s",
+            file=out,
+        )
+        if args.clock_file is not None:
+            args.clock_file.write_text(json.dumps(clock.anchor()))
+        summary = Summary(run, out=out, every=args.report_seconds)
+        until = None if args.duration is None else args.start + args.duration
+        await run.run(
+            stop=stop,
+            until=until,
+            tick_seconds=args.tick_seconds,
+            max_step_seconds=args.max_step.total_seconds(),
+            on_tick=summary.maybe,
+        )
+        summary.line()
+        return run
+    finally:
+        if writer is not admin:
+            await writer.aclose()
+        await admin.aclose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``curbside sim ...``: 0 when done or stopped by a signal, 1 on a fatal error, 2 on bad flags."""
+    args = cli.parse(parser(), argv, quiet=True)
+    if isinstance(args, int):
+        return args
+
+    async def work(stop: asyncio.Event) -> int:
+        try:
+            await simulate(args, stop=stop, out=sys.stdout)
+        except (credentials.CredentialsError, agent.ReportError) as exc:
+            print(f"[sim] error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
+    return cli.until_signalled(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
