@@ -26,7 +26,8 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 def _established(client: httpx.Client, name: str) -> bool:
     r = client.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-    conditions = r.json().get("status", {}).get("conditions", []) if r.status_code == 200 else []
+    # A just-created CRD can have `status.conditions: null`.
+    conditions = (r.json().get("status", {}).get("conditions") or []) if r.status_code == 200 else []
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 

@@ -58,7 +58,7 @@ def test_reporting_car_becomes_ready_and_eligible(
         op = obj["status"].get("operator", {})
         return bool(op.get("eligible")) and _condition(obj, "Ready").get("status") == "True"
 
-    wait.until(eligible, timeout=15, what="car-00010 Ready and eligible")
+    wait.until(eligible, timeout=60, what="car-00010 Ready and eligible")
     wait.until(
         lambda: api.get("/api/v1/nodes/car-00010").json()["metadata"]["labels"].get("curbside.dev/eligible")
         == "true",
@@ -74,7 +74,7 @@ def test_ineligible_car_says_why(api: httpx.Client, operator: OperatorProcess, c
     def reasons() -> list[str]:
         return list(_vn(api, "car-00011")["status"].get("operator", {}).get("reasons", []))
 
-    got = wait.until(lambda: "BatteryLow" in reasons() and reasons(), timeout=15, what="car-00011 reasons")
+    got = wait.until(lambda: "BatteryLow" in reasons() and reasons(), timeout=60, what="car-00011 reasons")
     assert "MeteredNetwork" in got
     assert "LeaseExpired" not in got
     assert _condition(_vn(api, "car-00011"), "Eligible")["status"] == "False"
@@ -87,7 +87,7 @@ def test_driving_car_is_tainted_noexecute_at_once(
     cars.report("car-00012", **CHARGING)
     wait.until(
         lambda: _vn(api, "car-00012")["status"].get("operator", {}).get("eligible"),
-        timeout=15,
+        timeout=60,
         what="eligible",
     )
     sent = time.monotonic()
@@ -95,7 +95,8 @@ def test_driving_car_is_tainted_noexecute_at_once(
     wait.until(lambda: DRIVING in _taints(api, "car-00012"), timeout=10, what="driving taint", interval=0.02)
     reaction = time.monotonic() - sent
     print(f"driving -> NoExecute taint: {reaction * 1000:.0f} ms")
-    assert reaction < 2.0
+    # The latency goal is measured by bench/; here only "promptly", with slack for a loaded CI box.
+    assert reaction < 5.0
     cars.report("car-00012", **CHARGING)
     wait.until(lambda: DRIVING not in _taints(api, "car-00012"), timeout=10, what="taint removed")
     assert {"key": "curbside.dev/vehicle", "value": "true", "effect": "NoSchedule"} in _taints(
@@ -109,7 +110,7 @@ def test_silent_car_goes_offline_within_grace_plus_5s(
     cars.keep_alive("car-00013")
     cars.report("car-00013", **CHARGING)
     wait.until(
-        lambda: _condition(_vn(api, "car-00013"), "Ready").get("status") == "True", timeout=15, what="Ready"
+        lambda: _condition(_vn(api, "car-00013"), "Ready").get("status") == "True", timeout=60, what="Ready"
     )
     cars.silence("car-00013")
     last_renewal = time.monotonic()
@@ -136,7 +137,7 @@ def test_unchanged_cars_cost_the_operator_no_writes(
         cars.report(name, **CHARGING)
     for name in live:
         wait.until(
-            lambda n=name: _vn(api, n)["status"].get("operator", {}).get("eligible"), timeout=20, what=name
+            lambda n=name: _vn(api, n)["status"].get("operator", {}).get("eligible"), timeout=60, what=name
         )
     wait.until(lambda: operator.metric("curbside_fleet_silent_cars") <= 1, timeout=10, what="fleet settled")
     before = audit.mark(testbed.audit_log)
@@ -159,14 +160,14 @@ def test_silent_majority_is_a_partition_not_a_departure(
         cars.report(name, **CHARGING)
     for name in live:
         wait.until(
-            lambda n=name: _condition(_vn(api, n), "Ready").get("status") == "True", timeout=20, what=name
+            lambda n=name: _condition(_vn(api, n), "Ready").get("status") == "True", timeout=60, what=name
         )
     with cars.lock:
         gone = sorted(cars.renewing - set(live[8:]))  # all but two of the live cars fall silent
     before = audit.mark(testbed.audit_log)
     cars.silence(*gone)
     wait.until(
-        lambda: operator.metric("curbside_fleet_partition_suspected") == 1, timeout=20, what="partition"
+        lambda: operator.metric("curbside_fleet_partition_suspected") == 1, timeout=60, what="partition"
     )
     time.sleep(GRACE_SECONDS)  # well past the grace: a departure would have been written by now
     operator_patches = [
@@ -175,4 +176,4 @@ def test_silent_majority_is_a_partition_not_a_departure(
     assert operator_patches == []
     assert all(_condition(_vn(api, n), "Ready").get("status") == "True" for n in gone)
     cars.keep_alive(*gone)
-    wait.until(lambda: operator.metric("curbside_fleet_partition_suspected") == 0, timeout=20, what="healed")
+    wait.until(lambda: operator.metric("curbside_fleet_partition_suspected") == 0, timeout=60, what="healed")
