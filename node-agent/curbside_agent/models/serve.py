@@ -271,7 +271,7 @@ class ServerProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, *, timeout: float = 30.0) -> int | None:
-        """SIGTERM, then after ``timeout`` SIGKILL to the whole process group it leads."""
+        """SIGTERM; SIGKILL after ``timeout``; then SIGKILL to anything left in its process group."""
         if self.process is None:
             return None
         if self.process.poll() is None:
@@ -279,9 +279,12 @@ class ServerProcess:
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.kill()
                 self.process.wait()
+        # Whatever it left behind (a Python-backend stub that outlived tritonserver's exit
+        # timeout) is still in the process group it leads: end that group too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         return self.process.returncode
 
     def __enter__(self) -> ServerProcess:

@@ -174,6 +174,11 @@ class Worker:
             idle_since = time.monotonic()
         return EXIT_OK
 
+    @property
+    def dispatcher_failures(self) -> int:
+        """Dispatcher calls that failed in a row (0 once it answers again)."""
+        return self._backoff.failures
+
     def _pause(self, why: str) -> None:
         wait = self._backoff.next()
         log.warning("dispatcher unavailable (%s); retrying in %.1fs", why, wait)

@@ -1,0 +1,198 @@
+"""The worker's loop against a real HTTP dispatcher (the fake) and a stand-in Triton.
+
+What must hold: every unit is committed once with the sha256 of its canonical JSON; a fenced
+unit is dropped, never committed; a stop mid-unit releases the lease; a dispatcher restart
+is waited out; a refused token, an unknown job and bad input end the worker with their codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from curbside_agent.models import minilm
+from curbside_agent.worker import runner
+from curbside_agent.worker.triton import Aborted, Arrays
+from tests.unit.worker.fake_dispatcher import FakeDispatcher
+
+TOKEN = "s3cret"
+
+
+class FakeTriton:
+    """Embeds a sentence as 384 copies of its length; waits at ``gate`` (if given) before each batch."""
+
+    def __init__(self, *, gate: threading.Event | None = None) -> None:
+        self.gate = gate
+        self.batches = 0
+        self.inside = threading.Event()
+
+    def wait_ready(self, models: Sequence[str], **_: Any) -> None:
+        assert list(models) == [minilm.MODEL_NAME]
+
+    def infer_batches(
+        self,
+        model: str,
+        batches: Iterable[Arrays],
+        *,
+        outputs: Sequence[str],
+        abort: Callable[[], bool],
+        **_: Any,
+    ) -> Arrays:
+        rows = []
+        for batch in batches:
+            self.inside.set()
+            while self.gate is not None and not self.gate.wait(0.02):
+                if abort():
+                    raise Aborted("stopped at the gate")
+            if abort():
+                raise Aborted("stopped")
+            self.batches += 1
+            rows += [np.full(minilm.DIMENSION, len(row[0]), dtype=np.float32) for row in batch["TEXT"]]
+        return {"EMBEDDING": np.stack(rows)}
+
+    def close(self) -> None:
+        pass
+
+
+def generated(unit: int, count: int = 3) -> dict[str, Any]:
+    return {"seed": 7, "unit": unit, "itemsPerUnit": count, "parameters": {}}
+
+
+@pytest.fixture
+def dispatcher() -> Iterator[FakeDispatcher]:
+    fake = FakeDispatcher([generated(u) for u in range(3)], token=TOKEN, unit_timeout_s=1.5).start()
+    yield fake
+    fake.stop()
+
+
+def make_worker(
+    fake: FakeDispatcher, triton: FakeTriton, *, token: str = TOKEN, job: str = "job", **overrides: Any
+) -> runner.Worker:
+    config = runner.WorkerConfig(
+        dispatcher_url=fake.url,
+        namespace="demo",
+        job=job,
+        car="car-1",
+        owner="alice",
+        token=token,
+        triton_url="unused:0",
+        model=minilm.MODEL_NAME,
+        batch_size=2,
+        idle_exit_s=overrides.pop("idle_exit_s", 0.0),
+        idle_poll_s=0.05,
+        backoff_max_s=0.5,
+        **overrides,
+    )
+    return runner.Worker(config, triton=triton)  # type: ignore[arg-type]
+
+
+def run_in_thread(worker: runner.Worker) -> tuple[threading.Thread, list[int]]:
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(worker.run()), daemon=True)
+    thread.start()
+    return thread, codes
+
+
+def test_commits_every_unit_once_with_the_hash_of_its_canonical_json(dispatcher: FakeDispatcher) -> None:
+    worker = make_worker(dispatcher, FakeTriton())
+    assert worker.run() == runner.EXIT_OK
+    assert dispatcher.committed == 3
+    assert dispatcher.kinds().count("complete") == 3
+    for unit, state in enumerate(dispatcher.units):
+        assert state.result is not None
+        canonical = json.dumps(state.result, sort_keys=True, separators=(",", ":")).encode()
+        assert state.output_hash == hashlib.sha256(canonical).hexdigest()
+        texts = minilm.generate_sentences(seed=7, unit=unit, count=3)
+        assert [item["text"] for item in state.result["items"]] == texts
+        assert [item["embedding"][0] for item in state.result["items"]] == [float(len(t)) for t in texts]
+    assert worker.stats.committed == 3
+    assert worker.stats.items == 9
+
+
+def test_max_units_stops_after_that_many_commits(dispatcher: FakeDispatcher) -> None:
+    worker = make_worker(dispatcher, FakeTriton(), max_units=2)
+    assert worker.run() == runner.EXIT_OK
+    assert dispatcher.committed == 2
+
+
+def test_renews_while_working_and_drops_a_fenced_unit(dispatcher: FakeDispatcher) -> None:
+    gate = threading.Event()
+    triton = FakeTriton(gate=gate)
+    worker = make_worker(dispatcher, triton, max_units=1)
+    thread, codes = run_in_thread(worker)
+    dispatcher.wait_for(lambda: "renew" in dispatcher.kinds(0), timeout=20)
+    dispatcher.fence(0)
+    dispatcher.wait_for(lambda: "fenced-renew" in dispatcher.kinds(0), timeout=20)
+    gate.set()
+    thread.join(timeout=30)
+    assert codes == [runner.EXIT_OK]
+    attempts = [attempt for kind, unit, attempt, _ in dispatcher.events if kind == "complete" and unit == 0]
+    assert attempts == [3]  # leased again after the fence (attempt 2 was the fence itself)
+    assert ("complete", 0, 1, "car-1") not in dispatcher.events
+    assert worker.stats.fenced == 1
+
+
+def test_stop_mid_unit_releases_the_lease_and_commits_nothing(dispatcher: FakeDispatcher) -> None:
+    triton = FakeTriton(gate=threading.Event())
+    worker = make_worker(dispatcher, triton, idle_exit_s=None)
+    thread, codes = run_in_thread(worker)
+    assert triton.inside.wait(20)
+    worker.stop.set()
+    thread.join(timeout=20)
+    assert codes == [runner.EXIT_OK]
+    assert dispatcher.kinds(0)[0] == "lease"
+    assert "release" in dispatcher.kinds(0)
+    assert "complete" not in dispatcher.kinds()
+    assert dispatcher.units[0].holder is None
+
+
+def test_waits_out_a_dispatcher_restart(dispatcher: FakeDispatcher) -> None:
+    gate = threading.Event()
+    triton = FakeTriton(gate=gate)
+    worker = make_worker(dispatcher, triton, idle_exit_s=1.0)
+    thread, codes = run_in_thread(worker)
+    assert triton.inside.wait(20)
+    dispatcher.stop()
+    gate.set()
+    assert_eventually(lambda: worker.dispatcher_failures >= 2, timeout=20)
+    dispatcher.restart()
+    thread.join(timeout=60)
+    assert codes == [runner.EXIT_OK]
+    assert dispatcher.committed == 3
+    assert dispatcher.kinds().count("complete") == 3
+
+
+def test_a_wrong_token_is_refused(dispatcher: FakeDispatcher) -> None:
+    assert make_worker(dispatcher, FakeTriton(), token="guess").run() == runner.EXIT_REFUSED
+    assert dispatcher.unauthorized == 1
+    assert dispatcher.kinds() == []
+
+
+def test_an_unknown_job_ends_the_worker(dispatcher: FakeDispatcher) -> None:
+    assert make_worker(dispatcher, FakeTriton(), job="gone").run() == runner.EXIT_OK
+    assert dispatcher.kinds() == []
+
+
+def test_bad_input_releases_and_exits_with_its_code() -> None:
+    fake = FakeDispatcher([{"uri": "s3://bucket/items.txt", "offset": 0, "count": 2}], token=TOKEN).start()
+    try:
+        assert make_worker(fake, FakeTriton()).run() == runner.EXIT_BAD_INPUT
+        assert fake.kinds(0) == ["lease", "release"]
+    finally:
+        fake.stop()
+
+
+def assert_eventually(predicate: Callable[[], bool], *, timeout: float) -> None:
+    """Wait (on an Event, not a bare sleep) until ``predicate()``; fail after ``timeout``."""
+    waiter = threading.Event()
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        waiter.wait(0.05)
+    raise AssertionError("condition not reached in time")
