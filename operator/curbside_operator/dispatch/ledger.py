@@ -1,0 +1,262 @@
+"""The work-unit ledger's contract: what a durable ledger must do, whatever stores it.
+
+Why this exists: Kubernetes holds desired state and summaries, not a queue (DESIGN.md §4).
+The units of every job live in a ledger owned by the operator. Execution is at-least-once
+(a car may drive away mid-unit, a worker may replay a submission after a lost reply), but
+commitment must be exactly-once. This module states that contract once, as a ``Protocol``
+and the values it returns, so that ``SqliteLedger`` (the default, a file on the operator's
+volume) and a PostgreSQL ledger later are interchangeable, and the dispatcher and the
+operator depend only on this.
+
+Vocabulary:
+
+- A *job key* is ``"namespace/name/uid"``: a job re-created under the same name is a new job.
+- An *attempt* is one lease of one unit to one car. Its number is the unit's *epoch*: it only
+  ever grows, so any message carrying an older number is recognisably stale.
+- An attempt is *live* until it is committed, released, fenced (its car left), expired (its
+  deadline passed) or superseded (the unit was decided without it). A result counts only
+  when it comes from a live attempt: that is the fence.
+- With ``replicas > 1`` several attempts of one unit are live at once, on cars of different
+  owners; each submits a result and the unit commits when ``quorum`` output hashes agree.
+- ``max_attempts`` counts attempts that failed the unit (deadline passed, the worker reported
+  an error, or a departure under ``FailAttempt``), per replica. A graceful release or a
+  migrated departure does not use one up: a car leaving is not the unit's fault.
+
+The clock is always a parameter (``now``); no implementation reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+
+# -- errors -----------------------------------------------------------------------------------
+class LedgerError(Exception):
+    """Base of the ledger's own errors."""
+
+
+class UnknownJob(LedgerError, LookupError):
+    """The job key is not in the ledger (never added, or deleted)."""
+
+    def __init__(self, job: str) -> None:
+        self.job = job
+        super().__init__(f"unknown job {job!r}")
+
+
+class UnknownUnit(LedgerError, LookupError):
+    """The unit index is outside ``0 .. units-1`` of the job."""
+
+    def __init__(self, job: str, unit: int) -> None:
+        self.job = job
+        self.unit = unit
+        super().__init__(f"job {job!r} has no unit {unit}")
+
+
+class JobConflict(LedgerError, ValueError):
+    """``add_job`` for a key that exists with different settings (the job is immutable)."""
+
+
+class LedgerBusy(LedgerError):
+    """Another process holds the ledger file: there is exactly one writer."""
+
+
+class Fenced(LedgerError):
+    """The attempt may no longer act on its unit: stale, fenced, expired, or not this car's.
+
+    Nothing was changed on its behalf. ``reason`` is one line for the worker's log and the
+    dispatcher's 409 body.
+    """
+
+    def __init__(self, *, job: str, unit: int, attempt: int, reason: str) -> None:
+        self.job = job
+        self.unit = unit
+        self.attempt = attempt
+        self.reason = reason
+        super().__init__(f"{job} unit {unit} attempt {attempt}: {reason}")
+
+
+# -- values -----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    """One attempt handed to a car: work on ``unit`` as attempt ``attempt`` until ``deadline``.
+
+    ``resumed`` is True when the car already held this attempt (a retried lease request whose
+    reply was lost gets the same attempt back instead of orphaning one).
+    """
+
+    unit: int
+    attempt: int
+    deadline: datetime
+    resumed: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Commit:
+    """The answer to a submission; the same submission always gets the same answer.
+
+    ``commit_id`` is a function of (job, unit, output hash), so every replay and every replica
+    that agrees gets the same id. ``committed`` is False while a replicated unit waits for a
+    quorum; the id is then the one the unit will have if this output wins.
+    """
+
+    commit_id: str
+    duplicate: bool
+    committed: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class EndedAttempt:
+    """An attempt that ``fence_car`` or ``expire`` took away from its car."""
+
+    job: str
+    unit: int
+    attempt: int
+    car: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveAttempt:
+    """An attempt a car holds now."""
+
+    unit: int
+    attempt: int
+    car: str
+    owner: str
+    deadline: datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class CommittedUnit:
+    """A unit's one accepted result."""
+
+    unit: int
+    commit_id: str
+    output_hash: str
+    result_ref: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """A job at a glance, for its throttled status. pending+running+succeeded+failed == total.
+
+    ``reruns`` counts attempts that ended without a result (released, fenced, expired or
+    failed), i.e. work that was or may have been done twice. ``departures`` counts the
+    ``fence_car`` calls that moved at least one of the job's units.
+    """
+
+    total: int
+    pending: int
+    running: int
+    succeeded: int
+    failed: int
+    completed_intervals: str
+    reruns: int
+    cars_in_use: frozenset[str]
+    departures: int = 0
+    attempts: int = 0
+
+    @property
+    def done(self) -> bool:
+        """Every unit is decided: committed or out of attempts."""
+        return self.succeeded + self.failed == self.total
+
+
+def commit_id(job: str, unit: int, output_hash: str) -> str:
+    """The id a unit gets when ``output_hash`` is committed for it (stable across replays)."""
+    return hashlib.sha256(f"{job}\n{unit}\n{output_hash}".encode()).hexdigest()[:24]
+
+
+# -- the contract -----------------------------------------------------------------------------
+class Ledger(Protocol):
+    """A durable ledger of work units. Every method is one atomic transaction."""
+
+    def add_job(
+        self,
+        job: str,
+        *,
+        units: int,
+        unit_timeout: timedelta,
+        max_attempts: int,
+        replicas: int = 1,
+        quorum: int = 1,
+        distinct_owners: bool = True,
+    ) -> None:
+        """Create the job with ``units`` pending units. The same call again is a no-op; a call
+        with other settings raises ``JobConflict``."""
+        ...
+
+    def lease(self, job: str, *, car: str, owner: str, now: datetime, per_car: int = 1) -> Lease | None:
+        """A new attempt of the lowest-numbered unit that needs one, or None.
+
+        Expired attempts of the job are fenced first. A car already holding ``per_car`` live
+        attempts of the job gets its oldest one back (``resumed``). Replicas of one unit never
+        go to one car, nor to one owner when the job wants distinct owners.
+        """
+        ...
+
+    def renew(self, job: str, unit: int, attempt: int, *, car: str, now: datetime) -> datetime:
+        """Push the attempt's deadline to ``now + unit_timeout``; ``Fenced`` if it is not live."""
+        ...
+
+    def release(
+        self, job: str, unit: int, attempt: int, *, car: str, now: datetime, error: str | None = None
+    ) -> bool:
+        """Give the unit back at once (graceful stop). With ``error`` the attempt counts as failed.
+
+        Idempotent: False when the attempt was no longer live. ``Fenced`` only if it is another
+        car's attempt.
+        """
+        ...
+
+    def complete(
+        self,
+        job: str,
+        unit: int,
+        attempt: int,
+        *,
+        car: str,
+        output_hash: str,
+        result_ref: str,
+        now: datetime,
+    ) -> Commit:
+        """Submit the attempt's result; ``Fenced`` unless it is live (or this exact submission
+        was already accepted, which returns the same answer with ``duplicate``)."""
+        ...
+
+    def fence_car(
+        self, job: str | None, car: str, *, now: datetime, charge: bool = False
+    ) -> list[EndedAttempt]:
+        """End every live attempt of ``car`` (in ``job``, or in all jobs) and make their units
+        leasable again, in one transaction: the old attempts are fenced before any new one can
+        be issued. ``charge`` counts them against ``max_attempts`` (``FailAttempt``)."""
+        ...
+
+    def expire(self, now: datetime) -> list[EndedAttempt]:
+        """End every live attempt whose deadline is not after ``now`` (they count as failed)."""
+        ...
+
+    def summary(self, job: str) -> Summary: ...
+
+    def live(self, job: str) -> list[LiveAttempt]:
+        """The job's live attempts, by unit and attempt."""
+        ...
+
+    def results(self, job: str) -> list[CommittedUnit]:
+        """The job's committed units, by unit."""
+        ...
+
+    def delete_job(self, job: str) -> None:
+        """Forget the job and everything about it. No-op for an unknown job."""
+        ...
+
+    def jobs(self) -> Sequence[str]: ...
+
+    def verify(self) -> list[str]:
+        """Check the ledger's invariants from scratch; an empty list when it is consistent."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,390 @@
+"""``SqliteLedger``: the default work-unit ledger, one SQLite file on the operator's volume.
+
+Why this exists: the operator needs a durable, transactional store for millions of unit
+attempts without running a database server next to it. SQLite in WAL mode gives atomic
+transactions that survive a SIGKILL at any instruction (the next open rolls the WAL forward
+or back), and the file is opened in exclusive locking mode, so one process at a time holds
+it: there is exactly one writer, and a second operator replica gets ``LedgerBusy``.
+
+How the contract of ``ledger.Ledger`` is kept:
+
+- Every method is one ``BEGIN IMMEDIATE`` transaction. Fencing an attempt and making its unit
+  leasable again happen in the same transaction, so no reader ever sees a new attempt while
+  the old one is still live.
+- Units are rows only once touched: a job of ten million units costs one row until cars
+  lease it. Units at or past the job's ``cursor`` are fresh (pending, no attempt yet).
+- What a unit's state becomes after an attempt changes is decided in ``sqlite_units``; the
+  tables and the invariants ``verify`` checks are in ``sqlite_schema``.
+- Times are integer microseconds since the epoch, from the caller's ``now``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from curbside_operator.api import intervals
+from curbside_operator.dispatch import sqlite_units as units_
+from curbside_operator.dispatch.ledger import (
+    Commit,
+    CommittedUnit,
+    EndedAttempt,
+    Fenced,
+    JobConflict,
+    Lease,
+    LedgerBusy,
+    LiveAttempt,
+    Summary,
+    UnknownJob,
+    UnknownUnit,
+    commit_id,
+)
+from curbside_operator.dispatch.sqlite_schema import (
+    COMMITTED,
+    ERRORED,
+    EXPIRED,
+    FENCED,
+    LIVE,
+    RELEASED,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SUBMITTED,
+    SUCCEEDED,
+    WHY_NOT_LIVE,
+    problems,
+)
+from curbside_operator.dispatch.sqlite_units import JobRow, from_us, to_us
+
+_SETTINGS = ("units", "timeout_us", "max_attempts", "replicas", "quorum", "distinct_owners")
+
+
+class SqliteLedger:
+    """The ledger in one SQLite file (``":memory:"`` for tests). See ``ledger.Ledger``.
+
+    ``durable=False`` skips the fsync per transaction: a SIGKILL still loses nothing, a power
+    cut may lose the last transactions (a worker's replay then commits its result again, with
+    the same commit id). Thread-safe: one connection behind a lock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True, busy_timeout: float = 2.0):
+        self.path = os.fspath(path)
+        self._lock = threading.RLock()
+        self._cache: dict[str, JobRow] = {}
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        )
+        try:
+            self._db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            with self._tx() as db:
+                (version,) = db.execute("PRAGMA user_version").fetchone()
+                if version not in (0, SCHEMA_VERSION):
+                    raise ValueError(
+                        f"{self.path}: ledger schema {version}; this code knows {SCHEMA_VERSION}"
+                    )
+                for statement in SCHEMA.split(";"):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.OperationalError as error:
+            self._db.close()
+            if "locked" in str(error):
+                raise LedgerBusy(f"{self.path} is held by another process") from error
+            raise
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def add_job(
+        self,
+        job: str,
+        *,
+        units: int,
+        unit_timeout: timedelta,
+        max_attempts: int,
+        replicas: int = 1,
+        quorum: int = 1,
+        distinct_owners: bool = True,
+    ) -> None:
+        if units < 1 or max_attempts < 1 or not 1 <= quorum <= replicas or unit_timeout <= timedelta(0):
+            raise ValueError(
+                f"job {job}: need units >= 1, max_attempts >= 1, 1 <= quorum <= replicas and a positive "
+                f"unit timeout (got {units}, {max_attempts}, {quorum}, {replicas}, {unit_timeout})"
+            )
+        wanted = (
+            units,
+            unit_timeout // units_.MICROSECOND,
+            max_attempts,
+            replicas,
+            quorum,
+            int(distinct_owners),
+        )
+        with self._tx() as db:
+            row = db.execute(f"SELECT {', '.join(_SETTINGS)} FROM jobs WHERE key = ?", (job,)).fetchone()
+            if row is None:
+                db.execute(
+                    f"INSERT INTO jobs (key, {', '.join(_SETTINGS)}, pending) VALUES ({', '.join('?' * 8)})",
+                    (job, *wanted, units),
+                )
+            elif tuple(row) != wanted:
+                changed = [
+                    f"{n} {a} -> {b}" for n, a, b in zip(_SETTINGS, row, wanted, strict=True) if a != b
+                ]
+                raise JobConflict(f"job {job} exists with other settings: {', '.join(changed)}")
+
+    def delete_job(self, job: str) -> None:
+        with self._tx() as db:
+            self._cache.pop(job, None)
+            row = db.execute("SELECT id FROM jobs WHERE key = ?", (job,)).fetchone()
+            if row is not None:
+                for table, column in (("attempts", "job"), ("units", "job"), ("jobs", "id")):
+                    db.execute(f"DELETE FROM {table} WHERE {column} = ?", (row[0],))
+
+    def jobs(self) -> list[str]:
+        with self._lock:
+            return [key for (key,) in self._db.execute("SELECT key FROM jobs ORDER BY key")]
+
+    def _job(self, db: sqlite3.Connection, key: str) -> JobRow:
+        job = self._cache.get(key)
+        if job is None:
+            row = db.execute(
+                f"SELECT id, key, {', '.join(_SETTINGS)} FROM jobs WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                raise UnknownJob(key)
+            job_id, name, units, timeout_us, max_attempts, replicas, quorum, distinct = row
+            job = self._cache[key] = JobRow(
+                job_id, name, units, timeout_us, max_attempts, replicas, quorum, bool(distinct)
+            )
+        return job
+
+    # -- attempts -----------------------------------------------------------------------------
+    def lease(self, job: str, *, car: str, owner: str, now: datetime, per_car: int = 1) -> Lease | None:
+        now_us = to_us(now)
+        with self._tx() as db:
+            j = self._job(db, job)
+            due = db.execute(
+                "SELECT unit, attempt FROM attempts INDEXED BY attempts_live_job"
+                " WHERE status = 'live' AND job = ? AND deadline_us <= ?",
+                (j.id, now_us),
+            ).fetchall()
+            for unit, attempt in due:  # fenced before anything is reissued, in this transaction
+                units_.end(db, j, unit, attempt, status=EXPIRED, charge=True)
+            held = db.execute(
+                "SELECT unit, attempt, deadline_us FROM attempts INDEXED BY attempts_live_car"
+                " WHERE status = 'live' AND car = ? AND job = ? ORDER BY unit, attempt",
+                (car, j.id),
+            ).fetchall()
+            if len(held) >= per_car:
+                return Lease(held[0][0], held[0][1], from_us(held[0][2]), resumed=True)
+            unit = units_.pick(db, j, car=car, owner=owner)
+            if unit is None:
+                return None
+            deadline_us = now_us + j.timeout_us
+            attempt = units_.issue(db, j, unit, car=car, owner=owner, deadline_us=deadline_us)
+            return Lease(unit, attempt, from_us(deadline_us))
+
+    def renew(self, job: str, unit: int, attempt: int, *, car: str, now: datetime) -> datetime:
+        now_us = to_us(now)
+        with self._tx() as db:
+            j = self._job(db, job)
+            fenced = self._check_live(db, j, unit, attempt, car=car, now_us=now_us)
+            if fenced is None:
+                db.execute(
+                    "UPDATE attempts SET deadline_us = ? WHERE job = ? AND unit = ? AND attempt = ?",
+                    (now_us + j.timeout_us, j.id, unit, attempt),
+                )
+                return from_us(now_us + j.timeout_us)
+        raise fenced
+
+    def release(
+        self, job: str, unit: int, attempt: int, *, car: str, now: datetime, error: str | None = None
+    ) -> bool:
+        now_us = to_us(now)
+        with self._tx() as db:
+            j = self._job(db, job)
+            status, holder, _, _ = self._attempt(db, j, unit, attempt)
+            if holder != car:
+                fenced = Fenced(job=job, unit=unit, attempt=attempt, reason="attempt belongs to another car")
+            elif status != LIVE or self._check_live(db, j, unit, attempt, car=car, now_us=now_us):
+                return False
+            else:
+                status = RELEASED if error is None else ERRORED
+                units_.end(db, j, unit, attempt, status=status, charge=error is not None)
+                return True
+        raise fenced
+
+    def complete(
+        self,
+        job: str,
+        unit: int,
+        attempt: int,
+        *,
+        car: str,
+        output_hash: str,
+        result_ref: str,
+        now: datetime,
+    ) -> Commit:
+        now_us = to_us(now)
+        with self._tx() as db:
+            j = self._job(db, job)
+            status, holder, _, submitted = self._attempt(db, j, unit, attempt)
+            cid = commit_id(job, unit, output_hash)
+            fenced: Fenced | None
+            if holder == car and status in (SUBMITTED, COMMITTED):
+                if submitted == output_hash:  # a replay: the same answer again
+                    return Commit(cid, duplicate=True, committed=status == COMMITTED)
+                fenced = Fenced(
+                    job=job, unit=unit, attempt=attempt, reason="attempt already sent another output"
+                )
+            else:
+                fenced = self._check_live(db, j, unit, attempt, car=car, now_us=now_us)
+            if fenced is None:
+                committed = units_.submit(db, j, unit, attempt, winner=(cid, output_hash, result_ref))
+                return Commit(cid, duplicate=False, committed=committed)
+        raise fenced
+
+    def _attempt(
+        self, db: sqlite3.Connection, j: JobRow, unit: int, attempt: int
+    ) -> tuple[str, str, int, str | None]:
+        """(status, car, deadline, output hash) of the attempt; ``Fenced`` if there is none."""
+        if not 0 <= unit < j.units:
+            raise UnknownUnit(j.key, unit)
+        row = db.execute(
+            "SELECT status, car, deadline_us, output_hash FROM attempts"
+            " WHERE job = ? AND unit = ? AND attempt = ?",
+            (j.id, unit, attempt),
+        ).fetchone()
+        if row is None:
+            raise Fenced(job=j.key, unit=unit, attempt=attempt, reason="no such attempt")
+        return row[0], row[1], row[2], row[3]
+
+    def _check_live(
+        self, db: sqlite3.Connection, j: JobRow, unit: int, attempt: int, *, car: str, now_us: int
+    ) -> Fenced | None:
+        """None if the attempt may act now; otherwise why not. An overdue attempt is expired here
+        (the caller's transaction commits that before raising)."""
+        status, holder, deadline_us, _ = self._attempt(db, j, unit, attempt)
+        reason = None
+        if holder != car:
+            reason = "attempt belongs to another car"
+        elif status != LIVE:
+            reason = WHY_NOT_LIVE.get(status, status)
+        elif now_us >= deadline_us:
+            units_.end(db, j, unit, attempt, status=EXPIRED, charge=True)
+            reason = WHY_NOT_LIVE[EXPIRED]
+        return None if reason is None else Fenced(job=j.key, unit=unit, attempt=attempt, reason=reason)
+
+    def fence_car(
+        self, job: str | None, car: str, *, now: datetime, charge: bool = False
+    ) -> list[EndedAttempt]:
+        to_us(now)  # fencing needs no clock, but a naive time is a caller's bug all the same
+        with self._tx() as db:
+            where, args = ("", (car,)) if job is None else (" AND job = ?", (car, self._job(db, job).id))
+            found = db.execute(
+                f"SELECT job, unit, attempt FROM attempts INDEXED BY attempts_live_car"
+                f" WHERE status = 'live' AND car = ?{where}",
+                args,
+            ).fetchall()
+            return self._end_all(db, found, status=FENCED, charge=charge, departure=True)
+
+    def expire(self, now: datetime) -> list[EndedAttempt]:
+        with self._tx() as db:
+            found = db.execute(
+                "SELECT job, unit, attempt FROM attempts INDEXED BY attempts_live_due"
+                " WHERE status = 'live' AND deadline_us <= ?",
+                (to_us(now),),
+            ).fetchall()
+            return self._end_all(db, found, status=EXPIRED, charge=True, departure=False)
+
+    def _end_all(
+        self,
+        db: sqlite3.Connection,
+        found: list[tuple[int, int, int]],
+        *,
+        status: str,
+        charge: bool,
+        departure: bool,
+    ) -> list[EndedAttempt]:
+        keys = dict(db.execute("SELECT id, key FROM jobs").fetchall()) if found else {}
+        ended = []
+        for job_id, unit, attempt in sorted(found):
+            j = self._job(db, keys[job_id])
+            car = units_.end(db, j, unit, attempt, status=status, charge=charge)
+            ended.append(EndedAttempt(j.key, unit, attempt, car))
+        for job_id in {job_id for job_id, _, _ in found} if departure else ():
+            db.execute("UPDATE jobs SET departures = departures + 1 WHERE id = ?", (job_id,))
+        return ended
+
+    # -- reading ------------------------------------------------------------------------------
+    def summary(self, job: str) -> Summary:
+        with self._tx() as db:
+            j = self._job(db, job)
+            pending, running, succeeded, failed, reruns, departures, issued = db.execute(
+                "SELECT pending, running, succeeded, failed, reruns, departures, issued"
+                " FROM jobs WHERE id = ?",
+                (j.id,),
+            ).fetchone()
+            runs = db.execute(  # gaps and islands: consecutive units share unit - row_number()
+                "SELECT min(unit), max(unit) FROM (SELECT unit, unit - row_number() OVER (ORDER BY unit) AS g"
+                " FROM units INDEXED BY units_state WHERE job = ? AND state = ?) GROUP BY g ORDER BY 1",
+                (j.id, SUCCEEDED),
+            ).fetchall()
+            cars = db.execute(
+                "SELECT DISTINCT car FROM attempts INDEXED BY attempts_live_job"
+                " WHERE status = 'live' AND job = ?",
+                (j.id,),
+            )
+            return Summary(
+                total=j.units,
+                pending=pending,
+                running=running,
+                succeeded=succeeded,
+                failed=failed,
+                completed_intervals=intervals.format(runs),
+                reruns=reruns,
+                cars_in_use=frozenset(car for (car,) in cars),
+                departures=departures,
+                attempts=issued,
+            )
+
+    def live(self, job: str) -> list[LiveAttempt]:
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT unit, attempt, car, owner, deadline_us FROM attempts INDEXED BY attempts_live_job"
+                " WHERE status = 'live' AND job = ? ORDER BY unit, attempt",
+                (self._job(db, job).id,),
+            ).fetchall()
+        return [
+            LiveAttempt(unit, attempt, car, owner, from_us(due)) for unit, attempt, car, owner, due in rows
+        ]
+
+    def results(self, job: str) -> list[CommittedUnit]:
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT unit, commit_id, output_hash, result_ref FROM units INDEXED BY units_state"
+                " WHERE job = ? AND state = ? ORDER BY unit",
+                (self._job(db, job).id, SUCCEEDED),
+            ).fetchall()
+        return [CommittedUnit(*row) for row in rows]
+
+    def verify(self) -> list[str]:
+        with self._tx() as db:
+            return problems(db)

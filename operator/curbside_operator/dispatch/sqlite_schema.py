@@ -1,0 +1,142 @@
+"""The SQLite ledger's tables, what their values mean, and the invariants that tie them together.
+
+Why this exists: ``SqliteLedger`` keeps caches next to the truth (a unit's ``state`` and
+``open_slots``, the job's counters) so that leasing and summarising never scan a job. Caches
+can lie; the attempts table cannot, because every attempt row is written once when issued
+and then only changes status. ``problems`` recomputes everything from the attempts and
+reports each disagreement in words. The operator can run it at start-up, and the tests run
+it after every step and after a SIGKILL.
+
+Tables:
+
+- ``jobs``: settings, the ``cursor`` (units at or past it were never touched and are pending),
+  counters by unit state, and ``issued``/``reruns``/``departures``.
+- ``units``: one row per touched unit: ``state``, ``epoch`` (its highest attempt number),
+  ``failures`` (attempts charged against ``max_attempts``), ``open_slots`` (how many more live
+  attempts it wants now) and, once succeeded, the winning ``commit_id``/``output_hash``.
+- ``attempts``: one row per attempt ever issued, with its car, owner, deadline and status.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, units INTEGER NOT NULL,
+    timeout_us INTEGER NOT NULL, max_attempts INTEGER NOT NULL, replicas INTEGER NOT NULL,
+    quorum INTEGER NOT NULL, distinct_owners INTEGER NOT NULL, cursor INTEGER NOT NULL DEFAULT 0,
+    pending INTEGER NOT NULL, running INTEGER NOT NULL DEFAULT 0, succeeded INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0, issued INTEGER NOT NULL DEFAULT 0,
+    reruns INTEGER NOT NULL DEFAULT 0, departures INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS units (
+    job INTEGER NOT NULL, unit INTEGER NOT NULL, state TEXT NOT NULL, epoch INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0, open_slots INTEGER NOT NULL DEFAULT 0,
+    commit_id TEXT, output_hash TEXT, result_ref TEXT, PRIMARY KEY (job, unit)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS units_open ON units (job, unit) WHERE open_slots > 0;
+CREATE INDEX IF NOT EXISTS units_state ON units (job, state, unit);
+CREATE TABLE IF NOT EXISTS attempts (
+    job INTEGER NOT NULL, unit INTEGER NOT NULL, attempt INTEGER NOT NULL, car TEXT NOT NULL,
+    owner TEXT NOT NULL, status TEXT NOT NULL, deadline_us INTEGER NOT NULL, output_hash TEXT,
+    result_ref TEXT, PRIMARY KEY (job, unit, attempt)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS attempts_live_job ON attempts (job, deadline_us) WHERE status = 'live';
+CREATE INDEX IF NOT EXISTS attempts_live_car ON attempts (car, job, unit) WHERE status = 'live';
+CREATE INDEX IF NOT EXISTS attempts_live_due ON attempts (deadline_us) WHERE status = 'live'
+"""
+
+# Attempt statuses. Only LIVE may act. SUBMITTED handed in a result that waits for a quorum;
+# COMMITTED is part of the unit's accepted result; REJECTED lost the vote.
+LIVE, SUBMITTED, COMMITTED, REJECTED = "live", "submitted", "committed", "rejected"
+RELEASED, FENCED, EXPIRED, ERRORED, SUPERSEDED = "released", "fenced", "expired", "failed", "superseded"
+WASTED = frozenset({RELEASED, FENCED, EXPIRED, ERRORED})
+"""Ended without a result, so the unit runs again: these count as re-runs (SUPERSEDED does not:
+the unit was decided, nothing runs again)."""
+WHY_NOT_LIVE = {
+    RELEASED: "attempt was released",
+    FENCED: "attempt was fenced: its car left or went silent",
+    EXPIRED: "attempt expired: its deadline passed",
+    ERRORED: "attempt was given up with an error",
+    SUPERSEDED: "unit was decided without this attempt",
+    REJECTED: "output lost the quorum vote",
+}
+
+# Unit states. They also name the job row's counter columns.
+PENDING, RUNNING, SUCCEEDED, FAILED = "pending", "running", "succeeded", "failed"
+
+_CHECKS: list[tuple[str, str]] = [
+    (
+        "job {0}: counters pending/running/succeeded/failed {1} != recounted {2}",
+        """SELECT j.key, j.pending || '/' || j.running || '/' || j.succeeded || '/' || j.failed,
+                  (j.units - j.cursor + coalesce(sum(u.state = 'pending'), 0)) || '/'
+                  || coalesce(sum(u.state = 'running'), 0) || '/' || coalesce(sum(u.state = 'succeeded'), 0)
+                  || '/' || coalesce(sum(u.state = 'failed'), 0) AS recount
+           FROM jobs j LEFT JOIN units u ON u.job = j.id GROUP BY j.id
+           HAVING j.pending || '/' || j.running || '/' || j.succeeded || '/' || j.failed != recount""",
+    ),
+    (
+        "job {0}: issued {1} attempts but {2} are recorded",
+        """SELECT j.key, j.issued, (SELECT count(*) FROM attempts a WHERE a.job = j.id) AS n
+           FROM jobs j WHERE j.issued != n""",
+    ),
+    (
+        "job {0}: unit {1} lies outside the touched range (cursor {2})",
+        "SELECT j.key, u.unit, j.cursor FROM units u JOIN jobs j ON j.id = u.job"
+        " WHERE u.unit < 0 OR u.unit >= j.cursor OR j.cursor > j.units",
+    ),
+    (
+        "job {0}: unit {1} has epoch {2} but attempts numbered {3}",
+        """SELECT j.key, u.unit, u.epoch, coalesce(group_concat(a.attempt), '') FROM units u
+           JOIN jobs j ON j.id = u.job LEFT JOIN attempts a ON a.job = u.job AND a.unit = u.unit
+           GROUP BY u.job, u.unit
+           HAVING count(a.attempt) != u.epoch OR coalesce(max(a.attempt), 0) != u.epoch""",
+    ),
+    (
+        "job {0}: unit {1} has an attempt on no unit row",
+        "SELECT j.key, a.unit FROM attempts a JOIN jobs j ON j.id = a.job"
+        " WHERE NOT EXISTS (SELECT 1 FROM units u WHERE u.job = a.job AND u.unit = a.unit)",
+    ),
+    (
+        "job {0}: unit {1} is {2} with {3} live and {4} committed attempts",
+        """SELECT j.key, u.unit, u.state, coalesce(sum(a.status = 'live'), 0) AS live,
+                  coalesce(sum(a.status = 'committed'), 0) AS won,
+                  coalesce(sum(a.status = 'submitted'), 0) AS sub
+           FROM units u JOIN jobs j ON j.id = u.job LEFT JOIN attempts a ON a.job = u.job AND a.unit = u.unit
+           GROUP BY u.job, u.unit
+           HAVING (u.state = 'running' AND live = 0) OR (u.state = 'pending' AND live > 0)
+             OR (u.state IN ('succeeded', 'failed') AND live + sub > 0)
+             OR (u.state = 'succeeded' AND won < j.quorum) OR (u.state != 'succeeded' AND won > 0)""",
+    ),
+    (
+        "job {0}: unit {1} committed {2} but has committed attempts with other outputs",
+        """SELECT j.key, u.unit, u.output_hash FROM units u JOIN jobs j ON j.id = u.job
+           WHERE u.state = 'succeeded' AND (u.commit_id IS NULL OR EXISTS (SELECT 1 FROM attempts a
+             WHERE a.job = u.job AND a.unit = u.unit AND a.status = 'committed'
+             AND a.output_hash != u.output_hash))""",
+    ),
+    (
+        "job {0}: unit {1} has two live or submitted attempts on car {2}",
+        """SELECT j.key, a.unit, a.car FROM attempts a JOIN jobs j ON j.id = a.job
+           WHERE a.status IN ('live', 'submitted') GROUP BY a.job, a.unit, a.car HAVING count(*) > 1""",
+    ),
+    (
+        "job {0}: unit {1} has two live or submitted attempts of owner {2}",
+        """SELECT j.key, a.unit, a.owner FROM attempts a JOIN jobs j ON j.id = a.job
+           WHERE a.status IN ('live', 'submitted') AND j.distinct_owners
+           GROUP BY a.job, a.unit, a.owner HAVING count(*) > 1""",
+    ),
+    (
+        "job {0}: unit {1} is pending but wants no attempt (it would never run)",
+        "SELECT j.key, u.unit FROM units u JOIN jobs j ON j.id = u.job"
+        " WHERE u.state = 'pending' AND u.open_slots <= 0",
+    ),
+]
+
+
+def problems(db: sqlite3.Connection) -> list[str]:
+    """Every broken invariant, in words; empty when the ledger is consistent."""
+    (check,) = db.execute("PRAGMA quick_check").fetchone()
+    found = [] if check == "ok" else [f"sqlite quick_check: {check}"]
+    for message, query in _CHECKS:
+        found.extend(message.format(*row) for row in db.execute(query).fetchall())
+    return found

@@ -1,0 +1,261 @@
+"""The dispatcher's HTTP API through aiohttp's test client: the happy path, 204, 404, 409
+Fenced, 401/403, and a 400 naming the field for every kind of bad request. Each test runs
+its own event loop (``asyncio.run``); the clock is a variable the test moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from curbside_operator.api.v1alpha1 import inferencejob
+from curbside_operator.dispatch import inputs, results
+from curbside_operator.dispatch.server import Dispatcher, token_for
+from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
+from tests.unit.dispatch.conftest import T0, at
+
+SECRET = b"0123456789abcdef-test-secret"
+BASE = "/v1/jobs/demo/seti"
+Client = TestClient[web.Request, web.Application]
+
+
+def spec(**overrides: Any) -> inferencejob.InferenceJobSpec:
+    body = {
+        "model": {"name": "seti-spike-search"},
+        "input": {"generated": {"seed": 7, "units": 2, "itemsPerUnit": 4, "parameters": {"snrDb": "12"}}},
+        "output": {"uri": "file:///unused"},
+        "unitTimeoutSeconds": 30,
+        **overrides,
+    }
+    return inferencejob.InferenceJobSpec.model_validate(body)
+
+
+class Harness:
+    """A dispatcher on a file ledger and a folder store, with a clock the test moves."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.now = T0
+        self.store = results.FolderResultStore(tmp_path / "results", fsync=False)
+        self.ledger = SqliteLedger(tmp_path / "ledger.db", durable=False)
+        self.dispatcher = Dispatcher(
+            self.ledger, secret=SECRET, stores=lambda uri: self.store, clock=self.clock
+        )
+        self.key = self.dispatcher.register_job("demo", "seti", "uid-1", spec())
+
+    def clock(self) -> datetime:
+        return self.now
+
+    def auth(self, car: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token_for(SECRET, self.key, car)}"}
+
+    async def post(self, client: Client, path: str, body: Any, *, car: str | None = None) -> tuple[int, Any]:
+        car = car if car is not None else (body.get("car", "") if isinstance(body, dict) else "")
+        data = body if isinstance(body, str) else json.dumps(body)
+        response = await client.post(f"{BASE}{path}", data=data, headers=self.auth(car))
+        return response.status, (await response.json() if response.status != 204 else None)
+
+    def run(self, scenario: Callable[[Client], Awaitable[None]]) -> None:
+        async def main() -> None:
+            async with TestClient(TestServer(self.dispatcher.app())) as client:
+                await scenario(client)
+
+        try:
+            asyncio.run(main())
+        finally:
+            self.dispatcher.close()
+            assert self.ledger.verify() == []
+            self.ledger.close()
+
+
+def good_result(unit: int) -> tuple[dict[str, Any], str]:
+    result = {"unit": unit, "signals": [{"bin": 3, "snr": 12.5}]}
+    return result, results.output_hash(result)
+
+
+def test_a_unit_is_leased_renewed_and_committed_exactly_once(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def scenario(client: Client) -> None:
+        assert (await client.get("/healthz")).status == 200
+        status, lease = await h.post(client, "/lease", {"car": "a", "owner": "x"})
+        assert status == 200
+        assert lease == {
+            "unit": 0,
+            "attempt": 1,
+            "deadline": "2025-03-03T08:00:30Z",
+            "resumed": False,
+            "input": {"seed": 7, "unit": 0, "itemsPerUnit": 4, "parameters": {"snrDb": "12"}},
+        }
+        assert (await h.post(client, "/lease", {"car": "b", "owner": "y"}))[1]["unit"] == 1
+        assert await h.post(client, "/lease", {"car": "c", "owner": "z"}) == (204, None)
+        h.now = at(20)
+        assert await h.post(client, "/units/0/renew", {"car": "a", "attempt": 1}) == (
+            200,
+            {"deadline": "2025-03-03T08:00:50Z"},
+        )
+        result, digest = good_result(0)
+        body = {"car": "a", "attempt": 1, "outputHash": digest, "result": result}
+        status, first = await h.post(client, "/units/0/complete", body)
+        assert (status, first["committed"], first["duplicate"]) == (200, True, False)
+        assert first["resultRef"] == h.store.path("demo", "seti", 0).as_uri()
+        assert h.store.read("demo", "seti", 0) == result
+        status, again = await h.post(client, "/units/0/complete", body)
+        assert (status, again["duplicate"], again["commitId"]) == (200, True, first["commitId"])
+
+    h.run(scenario)
+
+
+def test_a_fenced_car_gets_409_and_its_result_is_never_published(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def scenario(client: Client) -> None:
+        await h.post(client, "/lease", {"car": "a", "owner": "x"})
+        h.ledger.fence_car(h.key, "a", now=at(1))  # what the operator does when car a drives away
+        status, lease = await h.post(client, "/lease", {"car": "b", "owner": "y"})
+        assert (status, lease["unit"], lease["attempt"]) == (200, 0, 2)
+        stale, digest = {"unit": 0, "late": True}, results.output_hash({"unit": 0, "late": True})
+        status, answer = await h.post(
+            client, "/units/0/complete", {"car": "a", "attempt": 1, "outputHash": digest, "result": stale}
+        )
+        assert status == 409
+        assert answer == {
+            "error": "Fenced",
+            "message": "attempt was fenced: its car left or went silent",
+            "unit": 0,
+            "attempt": 1,
+        }
+        assert not h.store.published("demo", "seti", 0)
+        assert (await h.post(client, "/units/0/renew", {"car": "a", "attempt": 1}))[0] == 409
+        result, digest = good_result(0)
+        body = {"car": "b", "attempt": 2, "outputHash": digest, "result": result}
+        assert (await h.post(client, "/units/0/complete", body))[0] == 200
+        assert h.store.read("demo", "seti", 0) == result
+
+    h.run(scenario)
+
+
+def test_release_gives_the_unit_back_at_once(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def scenario(client: Client) -> None:
+        await h.post(client, "/lease", {"car": "a", "owner": "x"})
+        assert await h.post(client, "/units/0/release", {"car": "a", "attempt": 1}) == (
+            200,
+            {"released": True},
+        )
+        assert await h.post(client, "/units/0/release", {"car": "a", "attempt": 1}) == (
+            200,
+            {"released": False},
+        )
+        status, lease = await h.post(client, "/lease", {"car": "b", "owner": "y"})
+        assert (status, lease["unit"], lease["attempt"]) == (200, 0, 2)
+
+    h.run(scenario)
+
+
+COMPLETE = "/units/0/complete"
+GOOD = {"car": "a", "attempt": 1, "outputHash": "0" * 64, "result": {}}
+BAD_REQUESTS = [
+    ("/lease", {"owner": "x"}, "car"),
+    ("/lease", {"car": "a", "owner": 7}, "owner"),
+    ("/lease", {"car": "", "owner": "x"}, "car"),
+    ("/lease", {"car": "a", "owner": "x", "colour": "red"}, "colour"),
+    ("/lease", "not json", "body"),
+    ("/lease", ["a", "x"], "body"),
+    ("/units/0/renew", {"car": "a", "attempt": "1"}, "attempt"),
+    ("/units/0/renew", {"car": "a", "attempt": 0}, "attempt"),
+    ("/units/0/renew", {"car": "a", "attempt": True}, "attempt"),
+    ("/units/zero/renew", {"car": "a", "attempt": 1}, "unit"),
+    ("/units/-1/renew", {"car": "a", "attempt": 1}, "unit"),
+    (COMPLETE, {**GOOD, "outputHash": "ABC"}, "outputHash"),
+    (COMPLETE, {**GOOD, "result": [1, 2]}, "result"),
+    (COMPLETE, {k: v for k, v in GOOD.items() if k != "result"}, "result"),
+    (COMPLETE, GOOD, "outputHash"),  # well formed, but not the hash of the result
+    ("/units/0/release", {"car": "a", "attempt": 1, "error": "x" * 2000}, "error"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), BAD_REQUESTS)
+def test_a_bad_request_is_400_naming_the_field(tmp_path: Path, path: str, body: Any, field: str) -> None:
+    h = Harness(tmp_path)
+
+    async def scenario(client: Client) -> None:
+        status, answer = await h.post(client, path, body, car="a")
+        assert status == 400, answer
+        assert (answer["error"], answer["field"]) == ("BadRequest", field)
+        assert answer["message"].startswith(f"{field}: ")
+
+    h.run(scenario)
+
+
+def test_tokens_bind_a_car_to_a_job(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def scenario(client: Client) -> None:
+        url, body = f"{BASE}/lease", json.dumps({"car": "a", "owner": "x"})
+        assert (await client.post(url, data=body)).status == 401
+        assert (await client.post(url, data=body, headers={"Authorization": "Basic abc"})).status == 401
+        for wrong in (h.auth("b"), {"Authorization": f"Bearer {token_for(SECRET, 'demo/seti/uid-0', 'a')}"}):
+            response = await client.post(url, data=body, headers=wrong)
+            assert response.status == 403
+            assert (await response.json())["error"] == "Forbidden"
+        assert (await client.post(url, data=body, headers=h.auth("a"))).status == 200
+
+    h.run(scenario)
+
+
+def test_unknown_jobs_units_and_routes_are_404(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def scenario(client: Client) -> None:
+        response = await client.post("/v1/jobs/demo/nope/lease", json={"car": "a", "owner": "x"})
+        assert (response.status, (await response.json())["error"]) == (404, "NotFound")
+        assert (await h.post(client, "/units/2/renew", {"car": "a", "attempt": 1}))[0] == 404
+        assert (await client.get("/v1/nothing")).status == 404
+        h.dispatcher.unregister_job("demo", "seti")
+        assert (await h.post(client, "/lease", {"car": "a", "owner": "x"}))[0] == 404
+
+    h.run(scenario)
+
+
+def test_registering_refuses_jobs_that_cannot_run(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    dataset = {"dataset": {"uri": "s3://bucket/items.txt", "itemsPerUnit": 10}}
+    with pytest.raises(inputs.UnsplittableInput) as unknown:
+        h.dispatcher.register_job("demo", "d", "u", spec(input=dataset))
+    assert unknown.value.field == "spec.input.dataset.uri"
+    with pytest.raises(inputs.UnsplittableInput) as empty:
+        h.dispatcher.register_job("demo", "d", "u", spec(input=dataset), dataset_items=0)
+    assert "no items" in empty.value.message
+    assert h.dispatcher.register_job("demo", "d", "u", spec(input=dataset), dataset_items=25) == "demo/d/u"
+    assert h.ledger.summary("demo/d/u").total == 3
+    plain = Dispatcher(h.ledger, secret=SECRET)
+    with pytest.raises(results.UnsupportedOutput) as output:
+        plain.register_job("demo", "o", "u", spec(output={"uri": "s3://bucket/results"}))
+    assert output.value.field == "spec.output.uri"
+    plain.close()
+    h.dispatcher.close()
+    h.ledger.close()
+
+
+def test_a_commit_whose_publish_was_cut_short_is_published_on_register(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    lease = h.ledger.lease(h.key, car="a", owner="x", now=T0)
+    assert lease is not None
+    result, digest = good_result(0)
+    # The operator died after the ledger committed and before the file was renamed into place.
+    ref = h.store.stage("demo", "seti", 0, result=result, output_hash=digest)
+    h.ledger.complete(h.key, 0, 1, car="a", output_hash=digest, result_ref=ref, now=T0)
+    assert not h.store.published("demo", "seti", 0)
+    h.dispatcher.register_job("demo", "seti", "uid-1", spec())
+    assert h.store.read("demo", "seti", 0) == result
+    h.dispatcher.close()
+    h.ledger.close()
