@@ -9,9 +9,13 @@ and only then lets the ``Driving`` report go out. Both moments land on a ``Timel
 (and the cluster acceptance test) can check ``stop_delivered < report_sent``.
 
 What "stop delivered" means: the kernel has queued SIGTERM for the process (or the callback
-has returned). The report does not wait for the workers to exit; that could take the whole
-grace period and the cluster must learn within a second that the car is gone. Escalation runs
-beside the report: each process gets ``grace_seconds`` to exit, then SIGKILL.
+has returned). Queued is not yet *received*: the worker may not have run since. So a report
+first waits, up to ``ack_seconds`` from the stop (default 0.25 s), for every worker stopped
+before it to exit: a worker that honours SIGTERM (stop, release its unit, exit) is provably
+stopped before the cluster hears ``Driving``; one that does not is reported anyway once
+``ack_seconds`` have passed, because the cluster must learn within a second that the car is
+gone, and it is killed after ``grace_seconds``. Escalation runs beside the report: each
+process gets ``grace_seconds`` to exit, then SIGKILL.
 
 Processes are held by a pidfd (Linux 5.3+), not a bare pid: signalling a pidfd can never hit
 an unrelated process that reused the number, and the pidfd becomes readable when the process
@@ -97,6 +101,7 @@ class ProcessTarget:
     def __init__(self, pid: int, *, name: str | None = None) -> None:
         self.pid = pid
         self._name = name or f"pid-{pid}"
+        self._exited: asyncio.Future[None] | None = None
         try:
             self._fd: int | None = os.pidfd_open(pid)
         except ProcessLookupError:
@@ -118,28 +123,35 @@ class ProcessTarget:
     def kill(self) -> None:
         self._send(signal.SIGKILL)
 
+    def _exit(self, fd: int) -> asyncio.Future[None]:
+        """One future per process for its exit, shared by every waiter (one reader on the pidfd)."""
+        if self._exited is None:
+            loop = asyncio.get_running_loop()
+            exited: asyncio.Future[None] = loop.create_future()
+
+            def on_exit() -> None:
+                loop.remove_reader(fd)
+                if not exited.done():
+                    exited.set_result(None)
+
+            loop.add_reader(fd, on_exit)
+            self._exited = exited
+        return self._exited
+
     async def wait_exited(self, timeout: float) -> bool:
         if self._fd is None:
             return True
-        loop = asyncio.get_running_loop()
-        exited: asyncio.Future[None] = loop.create_future()
-        fd = self._fd
-
-        def on_exit() -> None:
-            if not exited.done():
-                exited.set_result(None)
-
-        loop.add_reader(fd, on_exit)
         try:
-            await asyncio.wait_for(exited, timeout)
+            await asyncio.wait_for(asyncio.shield(self._exit(self._fd)), timeout)
         except TimeoutError:
             return False
-        finally:
-            loop.remove_reader(fd)
         return True
 
     def close(self) -> None:
         if self._fd is not None:
+            if self._exited is not None and not self._exited.done():
+                self._exited.get_loop().remove_reader(self._fd)
+                self._exited.cancel()
             os.close(self._fd)
             self._fd = None
 
@@ -164,13 +176,22 @@ class CallbackTarget:
 class Interlock:
     """Stops registered local work first, then lets the report through. See the module doc."""
 
-    def __init__(self, *, clock: Clock, grace_seconds: float = 2.0, timeline: Timeline | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        grace_seconds: float = 2.0,
+        ack_seconds: float = 0.25,
+        timeline: Timeline | None = None,
+    ) -> None:
         self.clock = clock
         self.grace_seconds = grace_seconds
+        self.ack_seconds = ack_seconds
         self.timeline = timeline if timeline is not None else Timeline()
         self.engaged = False
         self._targets: dict[str, StopTarget] = {}
         self._escalations: set[asyncio.Task[None]] = set()
+        self._unconfirmed: list[tuple[StopTarget, float]] = []
 
     @property
     def targets(self) -> tuple[StopTarget, ...]:
@@ -190,7 +211,15 @@ class Interlock:
     def _deliver(self, targets: list[StopTarget]) -> None:
         for target in targets:
             target.terminate()
-            self.timeline.record(STOP_DELIVERED, target=target.name, at=self.clock())
+            at = self.clock()
+            self.timeline.record(STOP_DELIVERED, target=target.name, at=at)
+            self._unconfirmed.append((target, at + self.ack_seconds))
+
+    async def _confirm(self) -> None:
+        """Wait until every worker stopped so far has exited, each up to its ``ack_seconds``."""
+        pending, self._unconfirmed = self._unconfirmed, []
+        if pending:
+            await asyncio.gather(*(t.wait_exited(max(0.0, until - self.clock())) for t, until in pending))
 
     def _escalate(self, targets: list[StopTarget]) -> None:
         try:
@@ -232,7 +261,9 @@ class Interlock:
         return len(targets)
 
     async def report(self, send: Callable[[], Awaitable[None]]) -> None:
-        """Send a report, recording the moment on the timeline (after any stop before it)."""
+        """Send a report once every stop before it is confirmed (or ``ack_seconds`` passed),
+        recording the moment on the timeline."""
+        await self._confirm()
         self.timeline.record(REPORT_SENT, target="", at=self.clock())
         await send()
 

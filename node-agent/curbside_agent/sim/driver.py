@@ -30,7 +30,7 @@ import dataclasses
 import heapq
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from curbside_agent import agent, state
@@ -77,13 +77,19 @@ class SimClock:
 
 @dataclasses.dataclass(slots=True, eq=False)
 class Car:
-    """One simulated car: its agent, the memory source the driver feeds, and its bookkeeping."""
+    """One simulated car: its agent, the memory source the driver feeds, and its bookkeeping.
+
+    ``busy`` while a step or renewal of it is queued or running; ``again`` when news arrived
+    meanwhile (it is stepped once more afterwards, so a car's reports never overtake each other).
+    """
 
     index: int
     agent: agent.Agent
     source: sources.MemorySource
     silent: bool = False
-    due: float = 0.0
+    due: float | None = None
+    busy: bool = False
+    again: bool = False
 
 
 @dataclasses.dataclass
@@ -98,6 +104,9 @@ class Totals:
     lag_max: float = 0.0
 
 
+STEP, RENEW = "step", "renew"
+
+
 @dataclasses.dataclass(eq=False)
 class Driver:
     """Steps ``cars`` from ``fleet`` on ``clock``, ``concurrency`` requests at most (see the module doc)."""
@@ -109,24 +118,30 @@ class Driver:
     monotonic: Callable[[], float] = time.monotonic
     totals: Totals = dataclasses.field(default_factory=Totals)
     _heap: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+    _queue: asyncio.Queue[tuple[Car, str, float]] | None = None
+    _workers: list[asyncio.Task[None]] = dataclasses.field(default_factory=list)
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _schedule(self, car: Car) -> None:
-        if car.silent:
-            return
-        car.due = car.agent.next_renewal()
-        heapq.heappush(self._heap, (car.due, car.index))
+        """Put the car's next renewal on the heap (once per due time; stale entries are skipped)."""
+        due = car.agent.next_renewal()
+        if not car.silent and due != car.due:
+            car.due = due
+            heapq.heappush(self._heap, (due, car.index))
 
-    def _due(self, now: float, *, skip: dict[int, Car]) -> list[Car]:
-        """Cars whose Lease renewal is due by ``now`` (stale heap entries dropped)."""
+    def _due(self, now: float) -> list[Car]:
+        """Idle cars whose Lease renewal is due by ``now``. A popped car is off the heap until its
+        work ends and ``_schedule`` puts it back (a busy car's step renews if due)."""
         found: list[Car] = []
         heap, cars = self._heap, self.cars
         while heap and heap[0][0] <= now:
             due, index = heapq.heappop(heap)
             car = cars[index]
-            if car.silent or due != car.due or index in skip:
-                continue
-            found.append(car)
+            if due != car.due:
+                continue  # superseded by a later entry
+            car.due = None
+            if not (car.silent or car.busy):
+                found.append(car)
         return found
 
     def states(self) -> Counter[str]:
@@ -139,70 +154,98 @@ class Driver:
     def eligible(self) -> int:
         return sum(1 for car in self.cars if car.agent.eligible and not car.silent)
 
+    @property
+    def backlog(self) -> int:
+        """Steps and renewals queued, not yet started."""
+        return 0 if self._queue is None else self._queue.qsize()
+
     # -- work ----------------------------------------------------------------------------
-    async def _bounded(self, jobs: Iterable[Callable[[], Awaitable[None]]]) -> None:
-        gate = asyncio.Semaphore(self.concurrency)
+    def _enqueue(self, car: Car, kind: str) -> None:
+        assert self._queue is not None, "start() first"
+        car.busy = True
+        self._queue.put_nowait((car, kind, self.monotonic()))
 
-        async def one(job: Callable[[], Awaitable[None]]) -> None:
-            async with gate:
-                await job()
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            car, kind, queued = await self._queue.get()
+            try:
+                self.totals.lag_max = max(self.totals.lag_max, self.monotonic() - queued)
+                if kind == STEP:
+                    result = await car.agent.step()
+                    self.totals.steps += 1
+                    self.totals.patches += bool(result.patched)
+                    self.totals.renewals += result.renewed
+                else:
+                    self.totals.renewals += await car.agent.heartbeat()
+            finally:
+                car.busy = False
+                if car.again and not car.silent:
+                    car.again = False
+                    self._enqueue(car, STEP)
+                else:
+                    self._schedule(car)
+                self._queue.task_done()
 
-        await asyncio.gather(*(one(job) for job in jobs))
+    def start(self) -> None:
+        """Start ``concurrency`` workers in the running loop (``warm_up`` does this)."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._workers = [asyncio.create_task(self._work()) for _ in range(self.concurrency)]
 
-    def _stepper(self, car: Car) -> Callable[[], Awaitable[None]]:
-        async def step() -> None:
-            result = await car.agent.step()
-            self.totals.steps += 1
-            self.totals.patches += bool(result.patched)
-            self.totals.renewals += result.renewed
-            self._schedule(car)
+    async def drain(self) -> None:
+        """Wait until every queued step and renewal is done."""
+        if self._queue is not None:
+            await self._queue.join()
 
-        return step
+    async def close(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers, self._queue = [], None
 
-    def _renewer(self, car: Car) -> Callable[[], Awaitable[None]]:
-        async def renew() -> None:
-            self.totals.renewals += await car.agent.heartbeat()
-            self._schedule(car)
-
-        return renew
-
-    def _apply(self, events: list[mobility.Event]) -> dict[int, Car]:
-        """Feed events to the cars' sources; the cars that need a step (not silent)."""
+    def _apply(self, events: list[mobility.Event]) -> None:
+        """Feed events to the cars' sources and queue a step for each car with news."""
         dirty: dict[int, Car] = {}
         for event in events:
             car = self.cars[event.car]
             if event.kind is mobility.Kind.VANISHED:
                 car.silent = True
+                car.again = False
                 dirty.pop(event.car, None)
                 continue
             car.silent = False
             car.source.update(event.reading)
             dirty[event.car] = car
+        for car in dirty.values():
+            if car.busy:
+                car.again = True
+            else:
+                self._enqueue(car, STEP)
         self.totals.events += len(events)
-        return dirty
 
     async def warm_up(self, *, lease_seconds: float) -> None:
         """Every car's first step at the simulated start, first renewals staggered over a period.
 
         The clock is held at ``start`` meanwhile and starts when every car has reported.
         """
-        dirty = self._apply(self.fleet.advance(self.clock.start))
+        self.start()
         began = self.monotonic()
         for car in self.cars:
             car.agent.defer_renewal(began + lease_seconds * car.index / max(1, len(self.cars)))
-        await self._bounded(self._stepper(car) for car in dirty.values())
+        self._apply(self.fleet.advance(self.clock.start))
+        await self.drain()
         self.clock.begin()
 
     async def tick(self, target: datetime) -> None:
-        """Advance to simulated ``target``: step cars with news, renew Leases that are due."""
-        dirty = self._apply(self.fleet.advance(target))
-        due = self._due(self.monotonic(), skip=dirty)
-        jobs = [self._stepper(car) for car in dirty.values()] + [self._renewer(car) for car in due]
-        if jobs:
-            await self._bounded(jobs)
+        """Advance to simulated ``target``: queue steps for cars with news, renewals that are due.
+
+        It does not wait for them (``drain`` does): at a fixed speed the clock does not wait either.
+        """
+        self._apply(self.fleet.advance(target))
+        for car in self._due(self.monotonic()):
+            self._enqueue(car, RENEW)
         self.totals.ticks += 1
-        if self.clock.speed > 0:
-            self.totals.lag_max = max(self.totals.lag_max, self.clock.wall() - self.clock.wall_of(target))
 
     async def run(
         self,
@@ -213,11 +256,12 @@ class Driver:
         max_step_seconds: float,
         on_tick: Callable[[], None] | None = None,
     ) -> None:
-        """Tick until ``stop`` is set or simulated time reaches ``until``.
+        """Tick until ``stop`` is set or simulated time reaches ``until``, then finish queued work.
 
-        At a fixed speed a tick starts every ``tick_seconds`` of wall time (or at once when
-        the previous one overran); at speed 0 each tick advances ``max_step_seconds``.
+        At a fixed speed a tick starts every ``tick_seconds`` of wall time; at speed 0 each tick
+        advances ``max_step_seconds`` and waits for its work (so the clock never runs ahead).
         """
+        self.start()
         while not stop.is_set():
             began = self.monotonic()
             target = self.clock.now() if self.clock.speed > 0 else self.clock.advance(max_step_seconds)
@@ -227,11 +271,12 @@ class Driver:
             if on_tick is not None:
                 on_tick()
             if until is not None and target >= until:
-                return
-            if self.clock.speed > 0:
-                rest = tick_seconds - (self.monotonic() - began)
-                if rest > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=rest)
-            else:
-                await asyncio.sleep(0)
+                break
+            if self.clock.speed <= 0:
+                await self.drain()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    stop.wait(), timeout=max(0.0, tick_seconds - (self.monotonic() - began))
+                )
+        await self.drain()

@@ -15,9 +15,10 @@ Credentials: ``--kubeconfig`` (admin) enrolls; the agents write with ``--agent-k
 simulated cars exactly as real ones.
 
 Every ``--report-seconds`` it prints one line: simulated time, speed, cars by state, eligible
-cars, events/steps/patches/renewals per wall second, the worst lag behind the clock, CPU and
-memory. ``--clock-file`` gets the clock's anchor (JSON: start, speed, wall0) once cars run,
-so a test can map a report's ``observedAt`` back to wall time.
+cars, events/steps/patches/renewals per wall second, the work queued and the longest a step
+or renewal waited in the queue, CPU and memory. ``--clock-file`` gets the clock's anchor
+(JSON: start, speed, wall0) once cars run, so a test can map a report's ``observedAt`` back to
+wall time.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ log = logging.getLogger("curbside_agent.sim")
 DEFAULT_START = "2025-03-03T06:00:00+00:00"  # a Monday morning: commuters about to leave
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+POOL = 8
+"""Connections per HTTP pool; ``--concurrency`` requests in flight are spread over several pools."""
 
 
 def duration(text: str) -> timedelta:
@@ -75,6 +78,12 @@ def parser() -> argparse.ArgumentParser:
         "--duration", type=duration, help="simulated time to run (e.g. 3d); default: until stopped"
     )
     p.add_argument("--lease-seconds", type=int, default=10, help="Lease renewal period, wall seconds")
+    p.add_argument(
+        "--battery-step",
+        type=float,
+        default=1.0,
+        help="battery resolution of the simulated gateways, percent",
+    )
     p.add_argument("--lease-namespace", default=kube.LEASE_NAMESPACE)
     p.add_argument("--concurrency", type=int, default=64, help="API requests in flight at most")
     p.add_argument("--tick-seconds", type=float, default=0.05, help="wall seconds between ticks")
@@ -123,7 +132,8 @@ class Summary:
             + f" steps {(totals.steps - self.last.steps) / span:.0f}/s"
             + f" patches {(totals.patches - self.last.patches) / span:.0f}/s"
             + f" renewals {(totals.renewals - self.last.renewals) / span:.0f}/s"
-            + f" | lag {totals.lag_max:.2f}s cpu {(used['cpu_s'] - self.last_cpu) / span:.0%}"
+            + f" | queued {self.run.backlog} wait<={totals.lag_max:.2f}s"
+            + f" cpu {(used['cpu_s'] - self.last_cpu) / span:.0%}"
             + f" rss {used['rss_mib']:.0f}MiB"
         )
         print(text, file=self.out, flush=True)
@@ -136,19 +146,19 @@ def build_cars(
     *,
     stored: dict[str, dict[str, Any]],
     nodes: dict[str, enroll.NodeFacts],
-    api: kube.Api,
+    apis: list[kube.Api],
     clock: driver.SimClock,
     lease_seconds: int,
     namespace: str,
     impersonate: bool,
 ) -> list[driver.Car]:
-    """One agent per enrolled car, as a real car would run it, writing through ``api``."""
+    """One agent per enrolled car, as a real car would run it; car ``i`` writes through ``apis[i % n]``."""
     cars: list[driver.Car] = []
     for index, name in enumerate(stored):
         body = stored[name]
         source = sources.MemorySource()
         reporter = kube.CarReporter(
-            api,
+            apis[index % len(apis)],
             car=name,
             lease_seconds=lease_seconds,
             clock=lambda: datetime.now(UTC),
@@ -176,23 +186,22 @@ async def simulate(args: argparse.Namespace, *, stop: asyncio.Event, out: TextIO
     agent_creds = (
         credentials.Credentials.load(args.agent_kubeconfig) if args.agent_kubeconfig else admin_creds
     )
-    admin = kube.Api(kube.connect(admin_creds, max_connections=args.concurrency))
-    writer = (
-        admin
-        if agent_creds is admin_creds
-        else kube.Api(kube.connect(agent_creds, max_connections=args.concurrency))
-    )
+    admin = kube.Api(kube.connect(admin_creds, max_connections=POOL))
+    pools = max(1, -(-args.concurrency // POOL))  # several small pools: see kube.connect
+    writers = [kube.Api(kube.connect(agent_creds, max_connections=POOL)) for _ in range(pools)]
     try:
         started = time.monotonic()
         stored, nodes = await enroll.enroll(
             admin, cars=args.cars, seed=args.seed, start=args.start, namespace=args.lease_namespace
         )
         clock = driver.SimClock(start=args.start, speed=args.speed)
-        fleet = mobility.Fleet(cars=args.cars, seed=args.seed, start=args.start)
+        fleet = mobility.Fleet(
+            cars=args.cars, seed=args.seed, start=args.start, battery_step_percent=args.battery_step
+        )
         cars = build_cars(
             stored=stored,
             nodes=nodes,
-            api=writer,
+            apis=writers,
             clock=clock,
             lease_seconds=args.lease_seconds,
             namespace=args.lease_namespace,
@@ -216,12 +225,12 @@ async def simulate(args: argparse.Namespace, *, stop: asyncio.Event, out: TextIO
             max_step_seconds=args.max_step.total_seconds(),
             on_tick=summary.maybe,
         )
+        await run.close()
         summary.line()
         return run
     finally:
-        if writer is not admin:
-            await writer.aclose()
-        await admin.aclose()
+        for api in (admin, *writers):
+            await api.aclose()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -73,10 +73,10 @@ def test_stop_reaches_the_worker_before_the_report(
     target = interlock.ProcessTarget(child.pid, name="worker")
     guard.register(target)
     stops_before = _sample("curbside_agent_interlock_stops_total", {"reason": "NotParked"})
-    seen_at_report: list[list[str]] = []
+    seen_at_report: list[tuple[list[str], bool]] = []
 
     async def report() -> None:
-        seen_at_report.append([event.kind for event in guard.timeline.events])
+        seen_at_report.append(([event.kind for event in guard.timeline.events], out.exists()))
 
     async def scenario() -> None:
         await guard.enforce(report, detected_at=time.monotonic(), reason="NotParked")
@@ -86,11 +86,15 @@ def test_stop_reaches_the_worker_before_the_report(
     target.close()
     assert child.wait(timeout=5) == 0
     assert out.read_text() == "stopped"
-    assert seen_at_report == [[interlock.STOP_DELIVERED, interlock.REPORT_SENT]]
+    # The worker's own SIGTERM handler had run (it wrote the file) before the report went out.
+    ((kinds, worker_had_stopped),) = seen_at_report
+    assert worker_had_stopped
+    assert kinds[0] == interlock.STOP_DELIVERED
+    assert kinds[-1] == interlock.REPORT_SENT
     (stop,) = guard.timeline.of(interlock.STOP_DELIVERED)
     (sent,) = guard.timeline.of(interlock.REPORT_SENT)
     assert stop.at < sent.at
-    assert [event.kind for event in guard.timeline.events][-1] == interlock.EXITED
+    assert len(guard.timeline.of(interlock.EXITED)) == 1
     assert guard.timeline.of(interlock.KILLED) == []
     assert _sample("curbside_agent_interlock_stops_total", {"reason": "NotParked"}) == stops_before + 1
 
@@ -115,6 +119,29 @@ def test_worker_that_ignores_sigterm_is_killed_after_grace(
     assert killed_at - guard.timeline.of(interlock.STOP_DELIVERED)[0].at >= 0.2
     assert _sample("curbside_agent_interlock_kills_total") == kills_before + 1
     assert not (tmp_path / "never").exists()
+
+
+def test_a_worker_that_ignores_sigterm_delays_the_report_by_the_ack_time_only(
+    tmp_path: Path, spawn: list[subprocess.Popen[str]]
+) -> None:
+    child = _worker(spawn, tmp_path / "never", "stubborn")
+    guard = interlock.Interlock(clock=time.monotonic, grace_seconds=2.0, ack_seconds=0.3)
+    guard.register(interlock.ProcessTarget(child.pid))
+    sent: list[float] = []
+
+    async def report() -> None:
+        sent.append(time.monotonic())
+
+    async def scenario() -> None:
+        await guard.enforce(report, detected_at=time.monotonic(), reason="NotParked")
+        await guard.settle()
+
+    asyncio.run(scenario())
+    stop = guard.timeline.of(interlock.STOP_DELIVERED)[0].at
+    killed = guard.timeline.of(interlock.KILLED)[0].at
+    assert 0.3 <= sent[0] - stop < 1.5  # waited for the acknowledgement, not for the grace period
+    assert killed - stop >= 2.0
+    assert child.wait(timeout=5) == -9
 
 
 def test_a_process_that_is_already_gone_counts_as_stopped() -> None:

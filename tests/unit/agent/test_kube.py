@@ -176,8 +176,12 @@ def test_impersonation_speaks_as_the_car() -> None:
 
 
 def test_list_all_follows_continue() -> None:
-    pages = {"": {"items": [1, 2], "metadata": {"continue": "abc"}}, "abc": {"items": [3], "metadata": {}}}
+    one, two, three = {"n": 1}, {"n": 2}, {"n": 3}
+    pages = {
+        "": {"items": [one, two], "metadata": {"continue": "abc"}},
+        "abc": {"items": [three], "metadata": {}},
+    }
     server = Server(lambda r: httpx.Response(200, json=pages[r.url.params.get("continue", "")]))
     reporter, _ = _reporter(server)
-    assert asyncio.run(reporter.api.list_all("/api/v1/nodes")) == [1, 2, 3]
+    assert asyncio.run(reporter.api.list_all("/api/v1/nodes")) == [one, two, three]
     assert {r.url.params["limit"] for r in server.requests} == {"500"}

@@ -77,44 +77,83 @@ def test_clock_maps_simulated_time_back_to_wall_time() -> None:
     assert manual.now() == START + timedelta(seconds=10)
 
 
+def _writes(log: Counter[tuple[int, str]], kind: str) -> int:
+    return sum(n for (_, what), n in log.items() if what == kind)
+
+
 def test_warm_up_reports_every_car_and_staggers_first_renewals() -> None:
     run, log, wall = _driver(cars=20, speed=60)
-    asyncio.run(run.warm_up(lease_seconds=LEASE))
-    assert sum(n for (_, kind), n in log.items() if kind == "patch") == 20
-    assert sum(n for (_, kind), n in log.items() if kind == "renew") == 1  # car 0 is due at once
-    want = [wall.t + LEASE] + [wall.t + LEASE * i / 20 for i in range(1, 20)]  # car 0 renewed already
-    assert [car.due for car in run.cars] == pytest.approx(want)
-    wall.t += LEASE
-    asyncio.run(run.tick(run.clock.now()))
+
+    async def scenario() -> list[float | None]:
+        await run.warm_up(lease_seconds=LEASE)
+        assert _writes(log, "patch") == 20  # every car's first report
+        dues = [car.due for car in run.cars]
+        wall.t += LEASE
+        await run.tick(run.clock.now())
+        await run.drain()
+        await run.close()
+        return dues
+
+    dues = asyncio.run(scenario())
+    want = [wall.t] + [wall.t - LEASE + LEASE * i / 20 for i in range(1, 20)]  # car 0 renewed at once
+    assert dues == pytest.approx(want)
     assert {index for (index, kind) in log if kind == "renew"} == set(range(20))
+    assert _writes(log, "renew") == 21  # car 0 twice (at once, then a period later), the others once
 
 
 def test_quiet_cars_only_renew_once_per_period() -> None:
     run, log, wall = _driver(cars=30, speed=1)  # real time: a minute has next to no events
-    asyncio.run(run.warm_up(lease_seconds=LEASE))
-    patches = sum(n for (_, kind), n in log.items() if kind == "patch")
-    renewals_before = sum(n for (_, kind), n in log.items() if kind == "renew")
-    for _ in range(600):  # 60 s of wall time in 0.1 s ticks
-        wall.t += 0.1
-        asyncio.run(run.tick(run.clock.now()))
-    renewals = sum(n for (_, kind), n in log.items() if kind == "renew") - renewals_before
-    assert renewals == pytest.approx(30 * 60 / LEASE, abs=30)
+
+    async def scenario() -> tuple[int, int]:
+        await run.warm_up(lease_seconds=LEASE)
+        before = (_writes(log, "patch"), _writes(log, "renew"))
+        for _ in range(600):  # 60 s of wall time in 0.1 s ticks
+            wall.t += 0.1
+            await run.tick(run.clock.now())
+            await run.drain()
+        await run.close()
+        return before
+
+    patches, renewals_before = asyncio.run(scenario())
+    assert _writes(log, "renew") - renewals_before == pytest.approx(30 * 60 / LEASE, abs=30)
     assert max(n for (_, kind), n in log.items() if kind == "renew") <= 60 / LEASE + 1
-    stepped = run.totals.steps - 30
-    assert sum(n for (_, kind), n in log.items() if kind == "patch") - patches <= stepped
+    assert _writes(log, "patch") - patches <= run.totals.steps - 30
 
 
 def test_only_cars_with_events_are_stepped() -> None:
     run, _, wall = _driver(cars=50, speed=3600)
-    asyncio.run(run.warm_up(lease_seconds=LEASE))
-    wall.t += 1.0  # one simulated hour
-    before = run.totals.steps
-    target = run.clock.now()
     reference = mobility.Fleet(cars=50, seed=3, start=START, flaky_share=0.0)
     reference.advance(START)
-    with_news = {event.car for event in reference.advance(target)}
-    asyncio.run(run.tick(target))
-    assert run.totals.steps - before == len(with_news) < 50
+
+    async def scenario() -> tuple[int, set[int]]:
+        await run.warm_up(lease_seconds=LEASE)
+        wall.t += 1.0  # one simulated hour
+        before, target = run.totals.steps, run.clock.now()
+        with_news = {event.car for event in reference.advance(target)}
+        await run.tick(target)
+        await run.drain()
+        await run.close()
+        return run.totals.steps - before, with_news
+
+    stepped, with_news = asyncio.run(scenario())
+    assert stepped == len(with_news) < 50
+
+
+def test_news_for_a_busy_car_steps_it_again_afterwards() -> None:
+    run, log, wall = _driver(cars=1, speed=0)
+    (car,) = run.cars
+
+    async def scenario() -> None:
+        await run.warm_up(lease_seconds=LEASE)
+        run._enqueue(car, driver.STEP)  # a step queued, not yet started: the car is busy
+        await run.tick(run.clock.advance(86_400))  # a day of news arrives meanwhile
+        assert car.again
+        await run.drain()
+        await run.close()
+
+    asyncio.run(scenario())
+    assert (car.busy, car.again) == (False, False)
+    assert run.totals.steps == 3  # warm-up, the queued step, and once more for the news
 
 
 def test_vanished_cars_go_silent_and_come_back() -> None:
@@ -131,10 +170,12 @@ def test_vanished_cars_go_silent_and_come_back() -> None:
             was = {car.index for car in run.cars if car.silent}
             before = {index: log[index, "renew"] + log[index, "patch"] for index in was}
             await run.tick(run.clock.advance(300))
+            await run.drain()
             still = {car.index for car in run.cars if car.silent}
             silent_writes += sum(log[i, "renew"] + log[i, "patch"] - before[i] for i in was & still)
             seen_silent.update(still)
             came_back.update(was - still)
+        await run.close()
 
     asyncio.run(scenario())
     assert seen_silent

@@ -1,0 +1,107 @@
+"""The simulator against the session's test bed: every reported change is visible within a second.
+
+``curbside sim`` runs the session's cars (``CURBSIDE_TEST_CARS``, 1,000 by default) for
+several simulated days in about 75 s of wall time, as its own process with its own identity.
+A watch on VehicleNodes stamps each event as it arrives; every change of ``observedAt``
+(microseconds, the car's simulated clock) is mapped back to the wall moment the agent observed
+it through the simulator's clock anchor. Their difference is the visibility latency: p99 must
+be at most 1 s. The audit log gives the API writes per car per minute.
+
+Knobs (environment): ``CURBSIDE_TEST_SIM_DAYS`` (2), ``CURBSIDE_TEST_SIM_WALL`` (75 s),
+``CURBSIDE_TEST_SIM_BATTERY_STEP`` (5 %: the simulated gateways' battery resolution, which
+sets the write rate; 1 % doubles it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from curbside_testbed import audit, bed
+from tests.cluster import wait
+from tests.cluster.agent.conftest import SIMULATOR_USER, VN, Watch, writes_since
+from tests.cluster.conftest import CARS
+
+DAYS = float(os.environ.get("CURBSIDE_TEST_SIM_DAYS", "2"))
+WALL = float(os.environ.get("CURBSIDE_TEST_SIM_WALL", "75"))
+BATTERY_STEP = os.environ.get("CURBSIDE_TEST_SIM_BATTERY_STEP", "5")
+LEASE_SECONDS = 10
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def test_every_change_is_visible_within_a_second(
+    testbed: bed.TestBed, api: httpx.Client, crds: Any, watch: Any, tmp_path: Path
+) -> None:
+    speed = DAYS * 86_400 / WALL
+    kubeconfig = testbed.kubeconfig_for(SIMULATOR_USER, groups=("system:masters",))
+    clock_file, log = tmp_path / "clock.json", tmp_path / "sim.log"
+    events: Watch = watch(VN)
+    argv = [sys.executable, "-m", "curbside_agent.sim.runner", "--cars", str(CARS), "--speed", f"{speed:.0f}"]
+    argv += ["--duration", f"{DAYS}d", "--kubeconfig", str(kubeconfig), "--clock-file", str(clock_file)]
+    argv += ["--lease-seconds", str(LEASE_SECONDS), "--battery-step", BATTERY_STEP, "--report-seconds", "10"]
+    with log.open("wb") as out:
+        sim = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait.until(
+                lambda: clock_file.exists() or sim.poll() is not None, timeout=300, what="cars enrolled"
+            )
+            assert clock_file.exists(), log.read_text()[-3000:]
+            anchor = json.loads(clock_file.read_text())
+            since = audit.mark(testbed.audit_log)
+            began = time.time()
+            wait.until(lambda: sim.poll() is not None, timeout=WALL * 3 + 60, what=f"{DAYS} simulated days")
+            ended = time.time()
+        finally:
+            if sim.poll() is None:
+                sim.kill()
+    output = log.read_text()
+    print("\n" + output[-2500:])
+    assert sim.returncode == 0, output[-3000:]
+
+    start, wall0 = _parse(anchor["start"]), float(anchor["wall0"])
+    latencies: list[float] = []
+    last: dict[str, str] = {}
+    while (seen := events.next(timeout=2.0)) is not None:
+        status = seen.object.get("status") or {}
+        name, observed = seen.object["metadata"]["name"], status.get("observedAt")
+        if observed is None or last.get(name) == observed:
+            continue  # not a report by the car (or one seen already)
+        last[name] = observed
+        moment = _parse(observed)
+        if moment > start:  # warm-up reports were made before the clock started
+            latencies.append(seen.at - (wall0 + (moment - start).total_seconds() / anchor["speed"]))
+
+    writes = [w for w in writes_since(api, testbed.audit_log, since) if w.user == SIMULATOR_USER]
+    counted = audit.count(writes)
+    minutes = (ended - began) / 60
+    per_car_minute = {f"{verb} {res}": n / CARS / minutes for (_, verb, res), n in counted.items()}
+    p50, p99 = statistics.median(latencies), _percentile(latencies, 0.99)
+    rounded = {key: round(value, 3) for key, value in per_car_minute.items()}
+    print(
+        f"cars={CARS} simulated_days={DAYS:g} speed={speed:.0f}x wall={ended - began:.0f}s "
+        f"changes={len(latencies)} visibility p50={p50 * 1000:.0f}ms p99={p99 * 1000:.0f}ms "
+        f"max={max(latencies) * 1000:.0f}ms writes/car/min={rounded}"
+    )
+    assert len(latencies) >= CARS * DAYS * 5  # the fleet really moved: several reports per car and day
+    assert min(latencies) > -0.05  # nothing seen before it was observed (clock mapping is sound)
+    assert p99 <= 1.0
+    renewals = per_car_minute.get("patch leases", 0) + per_car_minute.get("create leases", 0)
+    assert 0.8 * 60 / LEASE_SECONDS <= renewals <= 1.1 * 60 / LEASE_SECONDS
+    assert set(per_car_minute) <= {"patch leases", "create leases", "patch vehiclenodes/status"}
