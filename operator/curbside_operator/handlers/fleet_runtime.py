@@ -16,7 +16,7 @@ import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -129,6 +129,7 @@ class FleetLoop:
         self.client = client
         self.sem = asyncio.Semaphore(state.config.write_concurrency)
         self.last_sweep = 0.0
+        self.in_flight: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
         cfg = self.state.config
@@ -148,10 +149,31 @@ class FleetLoop:
             self.last_sweep = time.monotonic()
             self._export_gauges()
         enroll, state.enroll = state.enroll, {}
-        await asyncio.gather(
-            *(self._reconcile(name, now) for name in names),
-            *(self._enroll(name, body) for name, body in enroll.items()),
-        )
+        # Cars are reconciled in their own tasks, so one slow write never delays the next
+        # car's reaction; a car already in flight is looked at again when its task ends.
+        for name in names:
+            if name in self.in_flight:
+                state.dirty.add(name)
+                continue
+            self._spawn(name, self._reconcile(name, now))
+        for name, body in enroll.items():
+            self._spawn(f"enroll/{name}", self._enroll(name, body))
+
+    def _spawn(self, key: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=f"curbside-car-{key}")
+        self.in_flight[key] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self.in_flight.pop(key, None)
+            if key in self.state.dirty:
+                self.state.wake.set()
+
+        task.add_done_callback(done)
+
+    async def drain(self) -> None:
+        """Wait for every write in flight (tests and shutdown)."""
+        while self.in_flight:
+            await asyncio.gather(*list(self.in_flight.values()), return_exceptions=True)
 
     def _assess(self, now: datetime) -> None:
         cfg = self.state.config

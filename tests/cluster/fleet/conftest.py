@@ -54,8 +54,10 @@ class OperatorProcess:
 
 @pytest.fixture(scope="module")
 def operator(
-    testbed: bed.TestBed, crds: Any, tmp_path_factory: pytest.TempPathFactory
+    testbed: bed.TestBed, crds: Any, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[OperatorProcess]:
+    """The operator as its own process; a test module may set ``GRACE_SECONDS`` for it."""
+    grace = getattr(request.module, "GRACE_SECONDS", GRACE_SECONDS)
     with testbed.http() as api:
         r = api.post("/api/v1/namespaces", json={"metadata": {"name": LEASE_NAMESPACE}})
         assert r.status_code in (201, 409), r.text
@@ -67,7 +69,7 @@ def operator(
     env = dict(
         os.environ,
         KUBECONFIG=str(kubeconfig),
-        CURBSIDE_CAR_LEASE_GRACE_SECONDS=str(GRACE_SECONDS),
+        CURBSIDE_CAR_LEASE_GRACE_SECONDS=str(grace),
         CURBSIDE_SWEEP_SECONDS="5",
         CURBSIDE_METRICS_PORT=str(port),
     )
