@@ -54,8 +54,12 @@ class UnitInput:
 
 
 def canonical_json(result: Json) -> bytes:
-    """The bytes that are hashed: sorted keys, no spaces (the dispatcher's contract)."""
-    return json.dumps(result, sort_keys=True, separators=(",", ":")).encode()
+    """The bytes that are hashed, exactly as the dispatcher computes them
+    (``curbside_operator.dispatch.results.canonical_json``): sorted keys, no spaces, UTF-8
+    (not ``\\u`` escapes), no NaN."""
+    return json.dumps(
+        result, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 def output_hash(result: Json) -> str:

@@ -8,6 +8,7 @@ contract into four calls and a small set of outcomes the worker's loop can act o
 - ``Fenced``: this attempt may no longer act on its unit (409): drop the unit, never retry;
 - ``UnknownJob``: the job is gone (404): stop;
 - ``Refused``: the dispatcher does not accept our token (401/403): stop, retrying cannot help;
+- ``BadRequest``: 400 or another 4xx: our request is wrong, repeating it cannot help;
 - ``Unavailable``: no answer, a timeout or a 5xx: the dispatcher is restarting or unreachable,
   so the caller backs off and tries again; every call here is safe to repeat (a lease repeated
   after a lost reply gets the same attempt back, a repeated completion the same commit).
@@ -18,7 +19,7 @@ Wire contract (every request carries ``Authorization: Bearer <token>``; J = /v1/
     POST J/units/{u}/renew       {"car","attempt"} -> 200 {"deadline"} | 409 {"error": "Fenced"}
     POST J/units/{u}/complete    {"car","attempt","outputHash","result"}
                                                    -> 200 {"commitId","duplicate"} | 409
-    POST J/units/{u}/release     {"car","attempt"} -> 200
+    POST J/units/{u}/release     {"car","attempt","error"?} -> 200
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class Refused(DispatcherError):
 
 class Unavailable(DispatcherError):
     """No usable answer: back off and try again."""
+
+
+class BadRequest(DispatcherError):
+    """The dispatcher says our request is wrong (400, other 4xx): repeating it cannot help."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +145,7 @@ class DispatcherClient:
         if response.status_code == 409:
             raise Fenced(_error_text(response))
         if response.status_code not in (200, 204):
-            raise DispatcherError(f"HTTP {response.status_code} from {path}: {response.text[:200]}")
+            raise BadRequest(f"HTTP {response.status_code} from {path}: {response.text[:200]}")
         return response
 
     def lease(self) -> Lease | None:
@@ -166,8 +171,12 @@ class DispatcherClient:
             commit_id=str(reply.get("commitId", "")), duplicate=bool(reply.get("duplicate", False))
         )
 
-    def release(self, lease: Lease) -> None:
-        self._post(f"/units/{lease.unit}/release", {"car": self.car, "attempt": lease.attempt})
+    def release(self, lease: Lease, *, error: str | None = None) -> None:
+        """Give the unit back; with ``error`` the attempt counts as failed (bad input, a bug)."""
+        body: dict[str, Any] = {"car": self.car, "attempt": lease.attempt}
+        if error is not None:
+            body["error"] = error[:1000]
+        self._post(f"/units/{lease.unit}/release", body)
 
     def close(self) -> None:
         self._http.close()

@@ -15,8 +15,11 @@ every rule of the data plane shows up here as a line of behaviour:
   in-flight requests, release the lease so the unit goes straight back to pending (instead of
   waiting out its deadline), and return.
 
-Exit codes: 0 stopped, out of work or done; 2 Triton never became ready; 3 the unit's input
-was unusable; 4 the dispatcher refused our token or the job is unknown.
+Exit codes: 0 stopped, out of work, done, or the job is gone; 2 Triton never became ready;
+3 the unit's input was unusable; 4 the dispatcher refused our token; 5 the dispatcher called
+a request of ours bad (400: a bug on one side; the pod fails visibly instead of looping).
+Units abandoned for bad input or a rejected result are released *with an error*, so the
+attempt counts against the job's ``maxAttempts`` and a hopeless job ends ``Failed``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from curbside_agent.worker.triton import Aborted, TritonClient, TritonUnavailabl
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_TRITON, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 2, 3, 4
+EXIT_OK, EXIT_TRITON, EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_REJECTED = 0, 2, 3, 4, 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,9 +155,11 @@ class Worker:
                 return EXIT_OK
             try:
                 lease = self.dispatcher.lease()
-            except (dp.UnknownJob, dp.Refused) as error:
+            except (dp.UnknownJob, dp.Refused, dp.BadRequest) as error:
                 log.error("dispatcher: %s", error)
-                return EXIT_REFUSED if isinstance(error, dp.Refused) else EXIT_OK
+                if isinstance(error, dp.UnknownJob):
+                    return EXIT_OK
+                return EXIT_REFUSED if isinstance(error, dp.Refused) else EXIT_REJECTED
             except dp.DispatcherError as error:
                 self._pause(f"lease: {error}")
                 continue
@@ -199,7 +204,7 @@ class Worker:
                 unit = self.workload.prepare(lease.input)
             except workloads.BadInput as error:
                 log.error("unit %d: bad input: %s", lease.unit, error)
-                self._release(lease)
+                self._release(lease, error=f"bad input: {error}")
                 return EXIT_BAD_INPUT
             result = self._infer(unit, renewer)
             if result is None:
@@ -209,8 +214,7 @@ class Worker:
                     self._release(lease)
                 return EXIT_OK
             self.stats.items += unit.count
-            self._commit(lease, result)
-            return EXIT_OK
+            return self._commit(lease, result)
         finally:
             renewer.finish()
 
@@ -235,7 +239,7 @@ class Worker:
                 if self.stop.wait(wait) or renewer.fenced.is_set():
                     return None
 
-    def _commit(self, lease: dp.Lease, result: dict[str, Any]) -> None:
+    def _commit(self, lease: dp.Lease, result: dict[str, Any]) -> int:
         digest = workloads.output_hash(result)
         while True:
             try:
@@ -243,12 +247,16 @@ class Worker:
             except (dp.Fenced, dp.UnknownJob) as error:
                 log.warning("unit %d attempt %d: result refused: %s", lease.unit, lease.attempt, error)
                 self.stats.fenced += 1
-                return
+                return EXIT_OK
+            except (dp.BadRequest, dp.Refused) as error:
+                log.error("unit %d attempt %d: result rejected: %s", lease.unit, lease.attempt, error)
+                self._release(lease, error=f"result rejected: {error}")
+                return EXIT_REJECTED
             except dp.DispatcherError as error:
                 if self.stop.is_set():
                     log.warning("stopping with unit %d uncommitted (%s); releasing", lease.unit, error)
                     self._release(lease)
-                    return
+                    return EXIT_OK
                 self._pause(f"complete: {error}")
                 continue
             self._backoff.reset()
@@ -256,11 +264,11 @@ class Worker:
             self.stats.duplicates += int(reply.duplicate)
             self.stats.last_commit = reply.commit_id
             log.info("committed unit %d attempt %d as %s", lease.unit, lease.attempt, reply.commit_id)
-            return
+            return EXIT_OK
 
-    def _release(self, lease: dp.Lease) -> None:
+    def _release(self, lease: dp.Lease, *, error: str | None = None) -> None:
         try:
-            self.dispatcher.release(lease)
+            self.dispatcher.release(lease, error=error)
             self.stats.released += 1
             log.info("released unit %d attempt %d", lease.unit, lease.attempt)
         except dp.DispatcherError as error:

@@ -8,7 +8,9 @@ behaves like the real dispatcher restarting on its durable ledger: same port, sa
 Rules, the same as the real one's contract: a unit is leased to one car at a time; an attempt
 number only grows; renew/complete/release from anything but the live attempt get 409
 ``{"error": "Fenced"}``; a repeated completion with the same hash gets the same commit id
-with ``duplicate: true``; a lease past its deadline can be handed to someone else.
+with ``duplicate: true``; a lease past its deadline can be handed to someone else; an
+``outputHash`` that is not the SHA-256 of the result's canonical JSON (UTF-8, sorted keys, no
+spaces) is a 400, as the real dispatcher answers.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -95,8 +98,14 @@ class FakeDispatcher:
             return web.json_response({"deadline": state.deadline.isoformat()})
         if action == "release":
             state.holder, state.deadline = None, None
-            self._record("release", unit, state.attempt, body["car"])
+            self._record(
+                "release-error" if body.get("error") else "release", unit, state.attempt, body["car"]
+            )
             return web.json_response({})
+        text = json.dumps(body["result"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        if hashlib.sha256(text.encode()).hexdigest() != body["outputHash"]:
+            self._record("bad-hash", unit, state.attempt, body["car"])
+            return web.json_response({"error": "BadRequest", "field": "outputHash"}, status=400)
         canonical = hashlib.sha256(body["outputHash"].encode()).hexdigest()[:16]
         state.result, state.output_hash, state.commit_id = body["result"], body["outputHash"], canonical
         self._record("complete", unit, state.attempt, body["car"])

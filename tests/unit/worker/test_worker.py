@@ -183,9 +183,33 @@ def test_bad_input_releases_and_exits_with_its_code() -> None:
     fake = FakeDispatcher([{"uri": "s3://bucket/items.txt", "offset": 0, "count": 2}], token=TOKEN).start()
     try:
         assert make_worker(fake, FakeTriton()).run() == runner.EXIT_BAD_INPUT
-        assert fake.kinds(0) == ["lease", "release"]
+        assert without_renewals(fake.kinds(0)) == ["lease", "release-error"]
     finally:
         fake.stop()
+
+
+def test_non_ascii_results_hash_as_the_dispatcher_does() -> None:
+    fake = FakeDispatcher(
+        [{"unit": 0, "offset": 0, "items": ["Ünïcode café", "日本語"]}], token=TOKEN
+    ).start()
+    try:
+        assert make_worker(fake, FakeTriton()).run() == runner.EXIT_OK
+        assert without_renewals(fake.kinds(0)) == ["lease", "complete"]
+    finally:
+        fake.stop()
+
+
+def test_a_rejected_result_is_released_with_an_error_and_ends_the_worker(
+    dispatcher: FakeDispatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner.workloads, "output_hash", lambda result: "0" * 64)
+    assert make_worker(dispatcher, FakeTriton()).run() == runner.EXIT_REJECTED
+    assert without_renewals(dispatcher.kinds(0)) == ["lease", "bad-hash", "release-error"]
+    assert dispatcher.committed == 0
+
+
+def without_renewals(kinds: list[str]) -> list[str]:
+    return [kind for kind in kinds if kind != "renew"]
 
 
 def assert_eventually(predicate: Callable[[], bool], *, timeout: float) -> None:

@@ -1,0 +1,163 @@
+"""Throughput of the Triton path against in-process torch, for both workloads (DESIGN §8).
+
+Why this exists: a car's worker reaches its model only through Triton (gRPC, dynamic
+batching, PyTriton's or the Python backend's copies). DESIGN §8 asks that this costs at most
+5 %: Triton path >= 0.95x the items per second of calling the same torch code in-process with
+the same batches. ANCHORS §3 puts well-configured Triton overhead at 0.1-0.5 ms per request
+and PyTriton's extra copy at about 5 % latency; this measures ours.
+
+Method: one PyTriton server (both models) in a child process; the same pre-built batches go
+(a) straight into ``seti_detector.detect`` / ``MiniLM.embed`` in this process, and (b) through
+``TritonClient.infer_batches`` (gRPC, ``--inflight`` requests outstanding, as the worker does).
+Runs alternate in-process / Triton ``--repeats`` times after a warm-up, and the median of each
+is reported, so drift in the machine's load hits both sides alike. Input generation is outside
+the timed region on both sides.
+
+Run: ``.venv/bin/python bench/triton_vs_torch.py`` (``--quick`` for a smaller run; ``--json``
+to keep the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from curbside_agent.models import minilm, serve, seti, seti_detector, workloads
+from curbside_agent.worker.triton import TritonClient
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def seti_batches(*, batch: int, batches: int, params: dict[str, str]) -> list[dict[str, Any]]:
+    workload = workloads.workload(seti.MODEL_NAME)
+    spec = {"seed": 1420405752, "unit": 0, "itemsPerUnit": batch * batches, "parameters": params}
+    return list(workload.batches(workload.prepare(spec), batch_size=batch))
+
+
+def minilm_batches(*, batch: int, batches: int) -> list[dict[str, Any]]:
+    workload = workloads.workload(minilm.MODEL_NAME)
+    spec = {"seed": 7, "unit": 0, "itemsPerUnit": batch * batches}
+    return list(workload.batches(workload.prepare(spec), batch_size=batch))
+
+
+def timed(run: Callable[[], int]) -> float:
+    """Items per second of one call of ``run`` (which returns how many items it did)."""
+    started = time.perf_counter()
+    items = run()
+    return items / (time.perf_counter() - started)
+
+
+def compare(
+    name: str, *, inprocess: Callable[[], int], triton: Callable[[], int], repeats: int
+) -> dict[str, Any]:
+    inprocess()  # warm-up: caches, allocator, the server's first batch
+    triton()
+    local, served = [], []
+    for _ in range(repeats):
+        local.append(timed(inprocess))
+        served.append(timed(triton))
+    row = {
+        "model": name,
+        "inprocess_items_per_s": statistics.median(local),
+        "triton_items_per_s": statistics.median(served),
+        "inprocess_runs": local,
+        "triton_runs": served,
+    }
+    row["ratio"] = row["triton_items_per_s"] / row["inprocess_items_per_s"]
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small shapes, fewer batches")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seti-batch", type=int, default=4, help="spectrograms per request (a unit)")
+    parser.add_argument("--minilm-batch", type=int, default=32, help="sentences per request")
+    parser.add_argument("--inflight", type=int, default=2, help="Triton requests outstanding")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, both sides")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    shape = {"channels": "4096", "timeSteps": "256", "signalsPerUnit": "2", "snrDb": "12"}
+    if args.quick:
+        shape = {"channels": "1024", "timeSteps": "128", "maxDrift": "16", "signalsPerUnit": "2"}
+    seti_in = seti_batches(batch=args.seti_batch, batches=3 if args.quick else 5, params=shape)
+    text_in = minilm_batches(batch=args.minilm_batch, batches=3 if args.quick else 8)
+    params = seti.SetiParams.from_parameters(shape)
+    model = minilm.MiniLM()
+
+    def seti_local() -> int:
+        for b in seti_in:
+            seti_detector.detect(b["VOLTAGES"], max_drift=params.max_drift, threshold=params.threshold_snr)
+        return sum(len(b["VOLTAGES"]) for b in seti_in)
+
+    def text_local() -> int:
+        for b in text_in:
+            model.embed([row[0].decode() for row in b["TEXT"]])
+        return sum(len(b["TEXT"]) for b in text_in)
+
+    rows = []
+    log = Path("/tmp") / f"curbside-bench-triton-{time.time_ns()}.log"
+    server = serve.ServerProcess.pytriton(
+        grpc_port=free_port(),
+        http_port=free_port(),
+        extra_args=[
+            "--exit-timeout=1",
+            f"--log-file={log}",
+            "--max-queue-delay-us=500",
+            f"--torch-threads={args.threads}",
+        ],
+    )
+    with server, TritonClient(server.grpc_url) as client:
+
+        def through(name: str, batches: list[dict[str, Any]]) -> Callable[[], int]:
+            outputs = workloads.workload(name).outputs
+
+            def run() -> int:
+                out = client.infer_batches(name, iter(batches), outputs=outputs, inflight=args.inflight)
+                return len(out[outputs[0]])
+
+            return run
+
+        for name, local, batches in (
+            (seti.MODEL_NAME, seti_local, seti_in),
+            (minilm.MODEL_NAME, text_local, text_in),
+        ):
+            rows.append(compare(name, inprocess=local, triton=through(name, batches), repeats=args.repeats))
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+        f"torch {torch.__version__}, {args.threads} torch threads each side, inflight {args.inflight}"
+    )
+    print(f"{'model':20} {'batch':>5} {'in-process/s':>13} {'Triton/s':>10} {'ratio':>6}")
+    for row, batch in zip(rows, (args.seti_batch, args.minilm_batch), strict=True):
+        row["batch"] = batch
+        print(
+            f"{row['model']:20} {batch:>5} {row['inprocess_items_per_s']:>13.2f} "
+            f"{row['triton_items_per_s']:>10.2f} {row['ratio']:>6.3f}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"shape": shape, "rows": rows, "python": sys.version}, indent=2))
+    return 0 if all(np.isfinite(row["ratio"]) for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
