@@ -131,8 +131,10 @@ class Api:
         body: Any = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str | int] | None = None,
+        answer: bool = True,
     ) -> dict[str, Any]:
-        """Send one request; the decoded JSON answer, or ``ApiError``/``UnreachableError``."""
+        """Send one request; the decoded JSON answer (``{}`` unless ``answer``: writes that do not
+        need the stored object skip decoding it), or ``ApiError``/``UnreachableError``."""
         content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         sent = {"Content-Type": "application/json", **(headers or {})} if content is not None else headers
         try:
@@ -141,8 +143,8 @@ class Api:
             raise UnreachableError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
             raise _error(method, path, response)
-        answer: dict[str, Any] = response.json() if response.content else {}
-        return answer
+        decoded: dict[str, Any] = response.json() if answer and response.content else {}
+        return decoded
 
     async def list_all(
         self, path: str, *, params: dict[str, str | int] | None = None
@@ -232,7 +234,11 @@ class CarReporter:
         path = lease_path(self.namespace, self.car)
         try:
             await self.api.request(
-                "PATCH", path, body={"spec": spec}, headers={**MERGE_PATCH, **(self.headers or {})}
+                "PATCH",
+                path,
+                body={"spec": spec},
+                headers={**MERGE_PATCH, **(self.headers or {})},
+                answer=False,
             )
         except NotFoundError:
             await self._create(now)
@@ -242,7 +248,9 @@ class CarReporter:
     async def _create(self, now: datetime) -> None:
         body = lease_body(self.car, namespace=self.namespace, lease_seconds=self.lease_seconds, now=now)
         try:
-            await self.api.request("POST", lease_path(self.namespace), body=body, headers=self.headers)
+            await self.api.request(
+                "POST", lease_path(self.namespace), body=body, headers=self.headers, answer=False
+            )
         except ConflictError:  # created meanwhile (by enrollment): renew it instead
             patch = {"spec": {"renewTime": body["spec"]["renewTime"], "holderIdentity": self.car}}
             headers = {**MERGE_PATCH, **(self.headers or {})}
@@ -255,7 +263,7 @@ class CarReporter:
             raise ValueError(f"status fields {foreign} are not the agent's to write")
         path = f"{VEHICLENODES}/{self.car}/status"
         headers = {**MERGE_PATCH, **(self.headers or {})}
-        await self.api.request("PATCH", path, body={"status": patch}, headers=headers)
+        await self.api.request("PATCH", path, body={"status": patch}, headers=headers, answer=False)
         self.patches += 1
 
     async def vehiclenode(self) -> dict[str, Any]:

@@ -177,7 +177,8 @@ class Driver:
                     self.totals.patches += bool(result.patched)
                     self.totals.renewals += result.renewed
                 else:
-                    self.totals.renewals += await car.agent.heartbeat()
+                    renewed = await car.agent.heartbeat()  # not `+= await`: that reads before awaiting
+                    self.totals.renewals += renewed
             finally:
                 car.busy = False
                 if car.again and not car.silent:

@@ -52,33 +52,52 @@ class Seen:
 
 
 class Watch:
-    """A watch on ``path`` from ``resource_version`` in a background thread; events in ``events``."""
+    """A watch on ``path`` from ``resource_version`` in a background thread; events in ``events``.
+
+    When the API server ends the stream (a timeout, or it dropped a watcher that fell behind),
+    the watch resumes from the last resourceVersion it saw, so no event is lost; events that
+    arrive late that way are stamped late, as a real client would see them. ``restarts``
+    counts resumptions.
+    """
 
     def __init__(self, client: httpx.Client, path: str, *, resource_version: str) -> None:
         self.client, self.path, self.resource_version = client, path, resource_version
         self.events: queue.Queue[Seen] = queue.Queue()
         self.error: BaseException | None = None
+        self.restarts = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name=f"watch {path}", daemon=True)
         self._thread.start()
 
+    def _stream(self) -> None:
+        params = {"watch": "1", "resourceVersion": self.resource_version, "allowWatchBookmarks": "true"}
+        with self.client.stream("GET", self.path, params=params, timeout=None) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                at = time.time()
+                if self._stop.is_set():
+                    return
+                if not line:
+                    continue
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    raise RuntimeError(f"watch {self.path}: {event['object'].get('message')}")
+                self.resource_version = event["object"]["metadata"]["resourceVersion"]
+                if event["type"] != "BOOKMARK":
+                    self.events.put(Seen(at=at, type=event["type"], object=event["object"]))
+
     def _follow(self) -> None:
-        params = {"watch": "1", "resourceVersion": self.resource_version, "timeoutSeconds": "600"}
-        try:
-            with self.client.stream("GET", self.path, params=params, timeout=None) as response:
-                response.raise_for_status()
-                for line in response.iter_lines():
-                    at = time.time()
-                    if self._stop.is_set():
-                        return
-                    if line:
-                        event = json.loads(line)
-                        self.events.put(Seen(at=at, type=event["type"], object=event["object"]))
-        except (httpx.HTTPError, json.JSONDecodeError) as exc:
-            if not self._stop.is_set():
-                self.error = exc
+        while not self._stop.is_set():
+            try:
+                self._stream()
+            except (httpx.HTTPError, json.JSONDecodeError, RuntimeError) as exc:
+                if not self._stop.is_set():
+                    self.error = exc
+                return
+            self.restarts += 1
 
     def next(self, *, timeout: float) -> Seen | None:
+        """The next event, or None when none came within ``timeout`` (a failed watch raises)."""
         try:
             return self.events.get(timeout=timeout)
         except queue.Empty:
