@@ -30,6 +30,10 @@ MODEL_NAME = "minilm-embed"
 DIMENSION = 384
 MAX_TOKENS = 256
 """sentence_bert_config.json's max_seq_length: longer sentences are truncated, as upstream."""
+BUCKET = 16
+"""Sentences are padded to a multiple of this many tokens (see ``MiniLM.embed``)."""
+ROWS = 4
+"""Every forward pass has exactly this many rows (filler rows complete the last one)."""
 
 _SUBJECTS = (
     "the parked car",
@@ -130,20 +134,39 @@ class MiniLM:
         self._model: Any = model.to(self._device).eval()
 
     def embed(self, sentences: Sequence[str]) -> npt.NDArray[np.float32]:
-        """``[len(sentences), 384]`` float32, each row of length 1."""
+        """``[len(sentences), 384]`` float32, each row of length 1.
+
+        A row's bits depend on the sentence alone, never on what it was batched with: each
+        sentence is padded to its own length bucket (a multiple of ``BUCKET`` tokens) and every
+        forward pass has the same shape, ``ROWS`` rows of one bucket. Padding to the batch's
+        longest sentence, or another number of rows, changes the last bits (measured: up to
+        1.2e-7), so Triton's dynamic batching would make replicas of a unit disagree.
+        """
+        out = np.zeros((len(sentences), DIMENSION), dtype=np.float32)
         if not sentences:
-            return np.zeros((0, DIMENSION), dtype=np.float32)
+            return out
         torch = self._torch
-        tokens = self._tokenizer(
-            list(sentences), padding=True, truncation=True, max_length=MAX_TOKENS, return_tensors="pt"
-        ).to(self._device)
-        with torch.inference_mode():
-            hidden = self._model(**tokens).last_hidden_state
-            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-            unit = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        result: npt.NDArray[np.float32] = unit.to("cpu").numpy().astype(np.float32)
-        return result
+        ids = self._tokenizer(list(sentences), truncation=True, max_length=MAX_TOKENS)["input_ids"]
+        buckets: dict[int, list[int]] = {}
+        for row, tokens in enumerate(ids):
+            buckets.setdefault(min(MAX_TOKENS, -(-len(tokens) // BUCKET) * BUCKET), []).append(row)
+        for length, rows in buckets.items():
+            for start in range(0, len(rows), ROWS):
+                chunk = rows[start : start + ROWS]
+                filler = [[self._tokenizer.pad_token_id]] * (ROWS - len(chunk))
+                batch = self._tokenizer.pad(
+                    {"input_ids": [ids[row] for row in chunk] + filler},
+                    padding="max_length",
+                    max_length=length,
+                    return_tensors="pt",
+                ).to(self._device)
+                with torch.inference_mode():
+                    hidden = self._model(**batch).last_hidden_state
+                    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                    unit = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out[chunk] = unit[: len(chunk)].to("cpu").numpy()
+        return out
 
 
 def cosine(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:

@@ -38,6 +38,11 @@ from curbside_agent.models import minilm, seti
 Json = dict[str, Any]
 Arrays = dict[str, npt.NDArray[Any]]
 EMBEDDING_DECIMALS = 6
+SNR_DECIMALS = 1
+"""Results are hashed, and replicas agree only on identical bytes: numbers are rounded so that
+float noise between machines (other SIMD paths, thread counts) rarely reaches the hash. SNR to
+0.1 sigma is plenty for a candidate list; embeddings keep 6 decimals (cosine is unaffected) and
+so are only byte-identical between runs of the same build on the same kind of CPU."""
 
 
 class BadInput(ValueError):
@@ -164,7 +169,7 @@ class SetiWorkload(Workload):
                 {
                     "item": label,
                     "candidates": [
-                        {"channel": s.channel, "drift": s.drift, "snr": round(s.snr, 2)}
+                        {"channel": s.channel, "drift": s.drift, "snr": round(s.snr, SNR_DECIMALS)}
                         for s in seti.hits_to_signals(hits[row], item=label)
                     ],
                 }

@@ -86,8 +86,10 @@ class _Renewer(threading.Thread):
     def _interval(self) -> float:
         if self.deadline is None:
             return self.default_s
+        # A third of the time left, but never a busy loop (a clock behind the dispatcher's makes
+        # every deadline look past) and never so rarely that one lost renewal loses the lease.
         left = (self.deadline - datetime.now(UTC)).total_seconds()
-        return min(max(left / 3.0, 0.2), self.default_s * 6)
+        return min(max(left / 3.0, 0.5), self.default_s * 6)
 
     def run(self) -> None:
         wait = self._interval()

@@ -76,7 +76,7 @@ def test_seti_result_lists_each_items_candidates_without_padding() -> None:
         "model": "seti-spike-search",
         "items": [
             {"item": 0, "candidates": []},
-            {"item": 1, "candidates": [{"channel": 17, "drift": -3, "snr": 15.46}]},
+            {"item": 1, "candidates": [{"channel": 17, "drift": -3, "snr": 15.5}]},
             {"item": 2, "candidates": []},
         ],
     }
