@@ -16,6 +16,7 @@ import yaml
 
 from curbside_operator.api import base
 from curbside_operator.api.v1alpha1 import inferencejob, vehiclenode
+from tests.cluster import wait
 from tests.cluster.api import conftest
 from tests.cluster.api import manifests as m
 
@@ -53,8 +54,14 @@ def test_kubectl_apply_of_the_examples_folder(
     api: httpx.Client, namespace: str, kubectl: conftest.Kubectl
 ) -> None:
     cars = [yaml.safe_load(p.read_text())["metadata"]["name"] for p in EXAMPLES if "vehiclenode" in p.name]
-    # Cars are cluster-scoped: leave alone any that existed before this test.
-    ours = [car for car in cars if api.get(m.url("vehiclenodes", name=car)).status_code == 404]
+    # Cars are cluster-scoped and the test bed's cars may already have VehicleNodes (enrolled
+    # by the operator or the simulator, with other VINs): the example replaces them, and they
+    # are removed afterwards (the operator re-enrolls a car Node that has none).
+    for car in cars:
+        api.delete(m.url("vehiclenodes", name=car))
+        gone = lambda c=car: api.get(m.url("vehiclenodes", name=c)).status_code == 404  # noqa: E731
+        wait.until(gone, timeout=30, what=f"{car} deleted")
+    ours = cars
     try:
         out = kubectl("apply", "-n", namespace, "-f", str(conftest.REPO / "examples")).stdout
         assert out.count("created") + out.count("configured") + out.count("unchanged") == len(EXAMPLES), out

@@ -58,7 +58,7 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     """The operator as its own process; a test module may set ``GRACE_SECONDS`` for it."""
     grace = getattr(request.module, "GRACE_SECONDS", GRACE_SECONDS)
-    with testbed.http() as api:
+    with testbed.http(timeout=300) as api:  # deleting thousands of Leases takes a while
         r = api.post("/api/v1/namespaces", json={"metadata": {"name": LEASE_NAMESPACE}})
         assert r.status_code in (201, 409), r.text
         # Leases left by earlier tests would look like a silent fleet (a partition): start clean.
