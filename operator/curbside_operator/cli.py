@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in (
         ("agent", "run one car's node agent (see `curbside agent --help`)"),
         ("sim", "run a simulated fleet of car agents (see `curbside sim --help`)"),
+        ("worker", "run the inference worker next to tritonserver (see `curbside worker --help`)"),
     ):
         passthrough = sub.add_parser(name, help=help_text, add_help=False)
         passthrough.add_argument("rest", nargs=argparse.REMAINDER)
@@ -125,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from curbside_agent import cli as agent_cli  # type: ignore[attr-defined,unused-ignore]
 
         return int(agent_cli.main(argv[1:]))
+    if argv and argv[0] == "worker":
+        from curbside_agent.worker import cli as worker_cli  # type: ignore[attr-defined,unused-ignore]
+
+        return int(worker_cli.main(argv[1:]))
     if argv and argv[0] == "sim":
         from curbside_agent.sim import runner  # type: ignore[attr-defined,unused-ignore]
 

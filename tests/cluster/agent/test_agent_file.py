@@ -110,6 +110,8 @@ def test_an_unchanged_car_writes_one_lease_renewal_per_period_and_nothing_else(
 ) -> None:
     car, _ = running
     wait.until(lambda: status_of(api, car.name).get("state") == "Charging", timeout=60, what="first report")
+    # The first report and the Lease's creation are separate writes: count from after both.
+    wait.until(lambda: api.get(f"{LEASES}/{car.name}").status_code == 200, timeout=60, what="Lease created")
     user = identity.username(car.name)
     since = audit.mark(testbed.audit_log)
 
