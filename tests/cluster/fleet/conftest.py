@@ -61,8 +61,12 @@ def operator(
     with testbed.http(timeout=300) as api:  # deleting thousands of Leases takes a while
         r = api.post("/api/v1/namespaces", json={"metadata": {"name": LEASE_NAMESPACE}})
         assert r.status_code in (201, 409), r.text
-        # Leases left by earlier tests would look like a silent fleet (a partition): start clean.
+        # Leases left by earlier tests would look like a silent fleet (a partition), and their
+        # VehicleNodes carry other owners' policies: start clean, the operator re-enrolls every
+        # car Node from its annotations.
         r = api.delete(f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases")
+        assert r.status_code == 200, r.text
+        r = api.delete(VN)
         assert r.status_code == 200, r.text
     kubeconfig = testbed.kubeconfig_for(OPERATOR_USER, groups=("system:masters",))
     port = _free_port()
