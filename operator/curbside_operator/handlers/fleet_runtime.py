@@ -61,6 +61,9 @@ class FleetState:
         if ev_type == "DELETED":
             self.cars.pop(name, None)
             return
+        held = self.cars.get(name)
+        if held is not None and _older(body, held):
+            return  # an event from before our own write's answer: we already know better
         try:
             self.cars[name] = vn.VehicleNode.from_body(body)
         except base.InvalidSpecError as exc:
@@ -250,6 +253,15 @@ class FleetLoop:
             metrics.API_WRITES.labels(resource="vehiclenodes", verb="create").inc()
         except errors.KubeError as exc:
             log.warning("enrolling car %s: %s", name, exc)
+
+
+def _older(body: Mapping[str, Any], held: vn.VehicleNode) -> bool:
+    """Is ``body`` an older version of the object than ``held`` (by resourceVersion)?"""
+    new, old = (body.get("metadata") or {}).get("resourceVersion"), held.metadata.resource_version
+    try:
+        return new is not None and old is not None and int(new) < int(old)
+    except ValueError:
+        return False  # not etcd's integers: cannot order, take the event
 
 
 def _had_reason(car: vn.VehicleNode) -> bool:

@@ -114,5 +114,7 @@ def test_every_change_is_visible_within_a_second(
     assert min(latencies) > -0.05  # nothing seen before it was observed (clock mapping is sound)
     assert p99 <= 1.0
     renewals = per_car_minute.get("patch leases", 0) + per_car_minute.get("create leases", 0)
-    assert 0.8 * 60 / LEASE_SECONDS <= renewals <= 1.1 * 60 / LEASE_SECONDS
+    # First renewals are staggered over one period, so each car's Lease creation (one write)
+    # may fall inside the window on top of its periodic renewals.
+    assert 0.8 * 60 / LEASE_SECONDS <= renewals <= 1.1 * 60 / LEASE_SECONDS + 1 / minutes
     assert set(per_car_minute) <= {"patch leases", "create leases", "patch vehiclenodes/status"}
