@@ -70,7 +70,14 @@ class Watch:
         self._thread.start()
 
     def _stream(self) -> None:
-        params = {"watch": "1", "resourceVersion": self.resource_version, "allowWatchBookmarks": "true"}
+        # A server-side timeout ends the stream every few seconds (it resumes at once), so the
+        # thread notices stop() promptly and its socket is never closed under it by another thread.
+        params = {
+            "watch": "1",
+            "resourceVersion": self.resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": "5",
+        }
         with self.client.stream("GET", self.path, params=params, timeout=None) as response:
             response.raise_for_status()
             for line in response.iter_lines():
@@ -126,6 +133,10 @@ def watch(testbed: bed.TestBed) -> Iterator[Any]:
     yield start
     for follower in watches:
         follower.stop()
+    for follower in watches:
+        # Closing a client while its thread still reads would free the socket's descriptor
+        # for the next test's connection, and the old thread would read its bytes.
+        follower._thread.join(timeout=30)
     for client in clients:
         client.close()
 
