@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -26,6 +26,8 @@ class Write:
     name: str
     code: int
     timestamp: str
+    body: object = field(default=None, compare=False, repr=False)
+    """The request's object, where the audit policy records it (the operator's car writes)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ def writes_since(log: Path, since: Mark) -> list[Write]:
                     name=ref.get("name", ""),
                     code=int((event.get("responseStatus") or {}).get("code", 0)),
                     timestamp=event.get("stageTimestamp", ""),
+                    body=event.get("requestObject"),
                 )
             )
     return out

@@ -187,6 +187,12 @@ rules:
     resources: [{group: "", resources: [events]}, {group: events.k8s.io, resources: [events]}]
     verbs: [create, update, patch]
     users: [system:kube-controller-manager]
+  - level: Request
+    resources:
+      - {group: curbside.dev, resources: [vehiclenodes, vehiclenodes/status]}
+      - {group: "", resources: [nodes]}
+    verbs: [create, update, patch]
+    users: [curbside-operator]
   - level: Metadata
     verbs: [create, update, patch, delete, deletecollection]
   - level: None
