@@ -40,8 +40,11 @@ def _run_and_kill(path: Path, *, seed: int, commits_before_kill: int) -> set[tup
             _, job, unit, cid = line.split()
             acknowledged.add((job, int(unit), cid))
         child.send_signal(signal.SIGKILL)
-        # Commits it printed after our last read were acknowledged too.
+        # Commits it printed after our last read were acknowledged too; a line the kill cut
+        # short was not (its acknowledgement never reached anyone whole).
         for line in child.stdout:
+            if not line.endswith("\n") or len(line.split()) != 4:
+                continue
             _, job, unit, cid = line.split()
             acknowledged.add((job, int(unit), cid))
     finally:
