@@ -20,6 +20,12 @@ SILENT_CARS_NAME = "curbside_fleet_silent_cars"
 PARTITION_NAME = "curbside_fleet_partition_suspected"
 LEASE_EXPIRIES_NAME = "curbside_car_lease_expiries_total"
 STATE_REACTION_NAME = "curbside_car_state_reaction_seconds"
+PLACEMENTS_NAME = "curbside_placements_total"
+DEPARTURES_NAME = "curbside_departures_handled_total"
+DEPARTURE_REACTION_NAME = "curbside_departure_reaction_seconds"
+UNITS_NAME = "curbside_job_units"
+UNITS_EXPIRED_NAME = "curbside_unit_leases_expired_total"
+JOBS_NAME = "curbside_inference_jobs"
 
 RECONCILE_DURATION = prometheus_client.Histogram(
     RECONCILE_DURATION_NAME,
@@ -65,5 +71,39 @@ STATE_REACTION = prometheus_client.Histogram(
     STATE_REACTION_NAME,
     "From the car's observedAt to the operator's writes reacting to it.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+    registry=REGISTRY,
+)
+PLACEMENTS = prometheus_client.Counter(
+    PLACEMENTS_NAME,
+    "Inference pods the operator created on cars.",
+    registry=REGISTRY,
+)
+DEPARTURES = prometheus_client.Counter(
+    DEPARTURES_NAME,
+    "Cars whose work was fenced and whose pod was deleted, by why the work left.",
+    ["reason"],
+    registry=REGISTRY,
+)
+DEPARTURE_REACTION = prometheus_client.Histogram(
+    DEPARTURE_REACTION_NAME,
+    "From a car's report of leaving (observedAt) to its attempts fenced and its pod deleted.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+    registry=REGISTRY,
+)
+UNITS = prometheus_client.Gauge(
+    UNITS_NAME,
+    "Work units of each job by state (pending, running, succeeded, failed).",
+    ["namespace", "job", "state"],
+    registry=REGISTRY,
+)
+UNITS_EXPIRED = prometheus_client.Counter(
+    UNITS_EXPIRED_NAME,
+    "Unit attempts that ran past their deadline and went back to pending.",
+    registry=REGISTRY,
+)
+JOBS = prometheus_client.Gauge(
+    JOBS_NAME,
+    "InferenceJobs the operator holds, by phase (Running, Succeeded, Failed).",
+    ["phase"],
     registry=REGISTRY,
 )

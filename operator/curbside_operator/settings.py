@@ -68,9 +68,54 @@ class OperatorConfig(pydantic.BaseModel):
     expected_unit_seconds: float = pydantic.Field(
         600.0, gt=0, description="Assumed unit duration when judging whether a departure is too soon."
     )
+    ledger_path: str = pydantic.Field(
+        "/var/lib/curbside/ledger.sqlite3",
+        description="The work-unit ledger's SQLite file (on the operator's volume; one writer).",
+    )
+    token_secret_file: str | None = pydantic.Field(
+        None,
+        description=(
+            "File with the secret that signs workers' tokens. Unset: a 'token-secret' file next to "
+            "the ledger, created on first start, so tokens survive restarts."
+        ),
+    )
+    dispatcher_port: int = pydantic.Field(
+        8470, ge=0, le=65535, description="Port the dispatcher's HTTP API listens on (0: not served)."
+    )
+    dispatcher_host: str = pydantic.Field("0.0.0.0", description="Address the dispatcher listens on.")
+    dispatcher_url: str = pydantic.Field(
+        "http://curbside-dispatcher.curbside-system.svc:8470",
+        description="The dispatcher's URL as workers on cars reach it (goes into every pod).",
+    )
+    worker_image: str = pydantic.Field(
+        "ghcr.io/curbside/worker:0.1.0", description="Image of the worker container of inference pods."
+    )
+    models: str = pydantic.Field(
+        "seti-spike-search,minilm-embed",
+        description=(
+            "Models the worker image's built-in Triton repository serves (comma-separated). A job "
+            "naming another model without its own spec.model.repository fails with ModelNotFound."
+        ),
+    )
+    departure_lead_seconds: float = pydantic.Field(
+        60.0,
+        ge=0,
+        description="A predicted departure this close moves the car's work now, before the car moves.",
+    )
+    slots_per_car: int = pydantic.Field(1, ge=1, description="Curbside pods one car runs at once.")
+    job_tick_seconds: float = pydantic.Field(
+        0.5, gt=0, description="Longest wait of the job loop between rounds (car events wake it sooner)."
+    )
+    status_interval_seconds: float = pydantic.Field(
+        2.0, ge=0, description="Shortest time between two status writes of one job (a throttled summary)."
+    )
     metrics_port: int = pydantic.Field(
         0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint (0: not served)."
     )
+
+    @property
+    def model_names(self) -> frozenset[str]:
+        return frozenset(m.strip() for m in self.models.split(",") if m.strip())
 
     @property
     def car_lease_grace(self) -> timedelta:

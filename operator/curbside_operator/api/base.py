@@ -59,6 +59,8 @@ class ObjectMeta(pydantic.BaseModel):
     generation: int | None = None
     resource_version: str | None = None
     creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+    finalizers: list[str] = pydantic.Field(default_factory=list)
     labels: dict[str, str] = pydantic.Field(default_factory=dict)
     annotations: dict[str, str] = pydantic.Field(default_factory=dict)
 

@@ -181,6 +181,13 @@ class Dispatcher:
         self._pool.shutdown(wait=True)
         self._staging.shutdown(wait=True)
 
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (ledger work) on the ledger's thread, in turn with the workers' requests."""
+        return await self._run(fn)
+
+    def served(self, namespace: str, name: str) -> bool:
+        return (namespace, name) in self._jobs
+
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 

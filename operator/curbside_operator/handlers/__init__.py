@@ -4,6 +4,6 @@ Importing this package registers every handler, so ``kopf run -m curbside_operat
 (or ``curbside operator``) runs the whole operator.
 """
 
-from curbside_operator.handlers import fleet, startup
+from curbside_operator.handlers import fleet, jobs, startup
 
-__all__ = ["fleet", "startup"]
+__all__ = ["fleet", "jobs", "startup"]

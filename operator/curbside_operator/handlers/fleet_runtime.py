@@ -52,10 +52,14 @@ class FleetState:
         self.deadlines: list[tuple[datetime, str]] = []
         self.partition = False
         self.enroll: dict[str, dict[str, Any]] = {}
+        self.listeners: list[Callable[[str], None]] = []
+        """Called with a car's name whenever its report or Lease freshness changes (the job loop)."""
 
     def _touch(self, name: str) -> None:
         self.dirty.add(name)
         self.wake.set()
+        for listener in self.listeners:
+            listener(name)
 
     def car_event(self, ev_type: str | None, name: str, body: Mapping[str, Any]) -> None:
         if ev_type == "DELETED":

@@ -11,15 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+from pathlib import Path
 from typing import Any
 
 import kopf
 import prometheus_client
+from aiohttp import web
 
 from curbside_operator import metrics
 from curbside_operator import settings as operator_settings
 from curbside_operator.api import GROUP
-from curbside_operator.handlers import fleet_runtime
+from curbside_operator.dispatch.server import Dispatcher
+from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
+from curbside_operator.handlers import fleet_runtime, jobs_runtime
 from curbside_operator.kube import fleet as kube
 
 log = logging.getLogger(__name__)
@@ -49,14 +55,42 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     client = kube.make_client()
     state = fleet_runtime.FleetState(config)
     loop = fleet_runtime.FleetLoop(state, client)
-    memo.config, memo.fleet, memo.client = config, state, client
+    dispatcher = Dispatcher(SqliteLedger(config.ledger_path), secret=_token_secret(config))
+    jobs = jobs_runtime.JobState()
+    state.listeners.append(jobs.car_changed)
+    job_loop = jobs_runtime.JobLoop(jobs, state, dispatcher, client, config)
+    memo.config, memo.fleet, memo.client, memo.jobs, memo.dispatcher = config, state, client, jobs, dispatcher
+    memo.runner = await _serve(dispatcher, config)
     memo.tasks = [
         asyncio.create_task(loop.run(), name="curbside-fleet-loop"),
         asyncio.create_task(_watch_leases(state, client, config), name="curbside-lease-watch"),
+        asyncio.create_task(job_loop.run(), name="curbside-job-loop"),
     ]
     if config.metrics_port:
         prometheus_client.start_http_server(config.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
     log.info("curbside operator started: %s", config.model_dump())
+
+
+def _token_secret(config: operator_settings.OperatorConfig) -> bytes:
+    """The secret that signs workers' tokens: from its file, or made once next to the ledger."""
+    path = Path(config.token_secret_file or Path(config.ledger_path).parent / "token-secret")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+async def _serve(dispatcher: Dispatcher, config: operator_settings.OperatorConfig) -> web.AppRunner | None:
+    """Serve the dispatcher's HTTP API (workers lease, renew, release and commit through it)."""
+    if not config.dispatcher_port:
+        return None
+    runner = web.AppRunner(dispatcher.app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, config.dispatcher_host, config.dispatcher_port).start()
+    log.info("dispatcher listening on %s:%d", config.dispatcher_host, config.dispatcher_port)
+    return runner
 
 
 async def _watch_leases(
@@ -73,3 +107,10 @@ async def stop_tasks(memo: kopf.Memo, **_: Any) -> None:
     for task in getattr(memo, "tasks", []):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    runner = getattr(memo, "runner", None)
+    if runner is not None:
+        await runner.cleanup()
+    dispatcher = getattr(memo, "dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.close()
+        dispatcher.ledger.close()

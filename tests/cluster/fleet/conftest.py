@@ -41,8 +41,49 @@ def micro(t: datetime) -> str:
 
 
 class OperatorProcess:
-    def __init__(self, proc: subprocess.Popen[bytes], log: Path, metrics_port: int) -> None:
-        self.proc, self.log, self.metrics_port = proc, log, metrics_port
+    """The operator as a child process; ``kill`` and ``start`` play a crash and its restart."""
+
+    def __init__(self, env: dict[str, str], log: Path, metrics_port: int, dispatcher_port: int) -> None:
+        self.env, self.log, self.metrics_port = env, log, metrics_port
+        self.dispatcher_url = f"http://127.0.0.1:{dispatcher_port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "curbside_operator", "operator"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+        def serving() -> bool:
+            assert self.proc is not None
+            assert self.proc.poll() is None, f"operator exited:\n{self.log.read_text()[-3000:]}"
+            try:
+                self.metric("curbside_fleet_silent_cars")
+                httpx.get(f"{self.dispatcher_url}/healthz", timeout=5)
+            except httpx.HTTPError:
+                return False
+            return True
+
+        wait.until(serving, timeout=60, what="operator metrics and dispatcher endpoints")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, exactly like a crash or an OOM kill."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     def metric(self, name: str) -> float:
         text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
@@ -69,40 +110,24 @@ def operator(
         r = api.delete(VN)
         assert r.status_code == 200, r.text
     kubeconfig = testbed.kubeconfig_for(OPERATOR_USER, groups=("system:masters",))
-    port = _free_port()
+    port, dispatcher_port = _free_port(), _free_port()
+    folder = tmp_path_factory.mktemp("operator")
     env = dict(
         os.environ,
         KUBECONFIG=str(kubeconfig),
         CURBSIDE_CAR_LEASE_GRACE_SECONDS=str(grace),
         CURBSIDE_SWEEP_SECONDS="5",
         CURBSIDE_METRICS_PORT=str(port),
+        CURBSIDE_LEDGER_PATH=str(folder / "ledger.sqlite3"),
+        CURBSIDE_DISPATCHER_HOST="127.0.0.1",
+        CURBSIDE_DISPATCHER_PORT=str(dispatcher_port),
+        CURBSIDE_DISPATCHER_URL=f"http://127.0.0.1:{dispatcher_port}",
+        **getattr(request.module, "OPERATOR_ENV", {}),
     )
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "curbside_operator", "operator"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    op = OperatorProcess(proc, log, port)
-
-    def serving() -> bool:
-        assert proc.poll() is None, f"operator exited:\n{log.read_text()[-3000:]}"
-        try:
-            op.metric("curbside_fleet_silent_cars")
-        except httpx.HTTPError:
-            return False
-        return True
-
-    wait.until(serving, timeout=60, what="operator metrics endpoint")
+    op = OperatorProcess(env, folder / "operator.log", port, dispatcher_port)
+    op.start()
     yield op
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    op.stop()
 
 
 class Cars:

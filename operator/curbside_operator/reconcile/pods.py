@@ -1,0 +1,126 @@
+"""The inference pod of one (job, car): ``tritonserver`` and ``curbside worker`` side by side.
+
+Why this exists: the pod is the contract between the operator, the car and the simulator. It
+is built here, purely, from the job and the car, so its name, labels, tolerations and
+environment are the same whoever asks, and the table tests pin them:
+
+- Its name is ``placement.pod_name(job, car)``: one live pod per (job, car), and a create
+  after a crash that already happened answers AlreadyExists, which is success.
+- It is bound by ``nodeName`` (Curbside is its own scheduler), owned by the job (garbage
+  collection removes it with the job) and labelled for the operator's and simulator's watches.
+- It tolerates the car taint (ordinary pods stay off cars) and, for a few seconds only, the
+  ``curbside.dev/driving`` taint: the operator fences the car's attempts *before* it deletes
+  the pod; the taint manager evicting it would be the backstop, not the path.
+- It passes Pod Security ``restricted``: non-root, no privilege escalation, no capabilities,
+  the runtime's default seccomp profile.
+- The worker is configured through ``CURBSIDE_*`` variables (``curbside worker`` reads them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curbside_operator.api import GROUP
+from curbside_operator.api.v1alpha1 import inferencejob as ij
+from curbside_operator.reconcile import placement
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "curbside"}
+JOB_LABEL = f"{GROUP}/job"
+CAR_LABEL = f"{GROUP}/car"
+VEHICLE_TAINT_KEY = f"{GROUP}/vehicle"
+DRIVING_TAINT_KEY = f"{GROUP}/driving"
+TRITON_GRPC_PORT = 8001
+DRIVING_TOLERATION_SECONDS = 5
+
+
+def labels(job: str, car: str) -> dict[str, str]:
+    return {**MANAGED_BY, JOB_LABEL: job, CAR_LABEL: car, "app.kubernetes.io/name": "curbside-inference"}
+
+
+def pod_body(
+    job: ij.InferenceJob,
+    car: str,
+    *,
+    owner: str,
+    token: str,
+    dispatcher_url: str,
+    worker_image: str,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """The pod that runs ``job`` on ``car`` (a plain dict, ready to create)."""
+    meta, spec = job.metadata, job.spec
+    name, namespace = meta.name or "", meta.namespace or ""
+    env = {
+        "CURBSIDE_DISPATCHER_URL": dispatcher_url,
+        "CURBSIDE_JOB_NAMESPACE": namespace,
+        "CURBSIDE_JOB_NAME": name,
+        "CURBSIDE_CAR": car,
+        "CURBSIDE_OWNER": owner,
+        "CURBSIDE_TOKEN": token,
+        "CURBSIDE_TRITON_URL": f"127.0.0.1:{TRITON_GRPC_PORT}",
+        "CURBSIDE_MODEL": spec.model.name,
+        "CURBSIDE_BATCH_SIZE": str(batch_size),
+    }
+    triton_args = ["tritonserver", "--model-control-mode=explicit", f"--load-model={spec.model.name}"]
+    triton_args.append(f"--model-repository={spec.model.repository or '/models'}")
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": placement.pod_name(name, car),
+            "namespace": namespace,
+            "labels": labels(name, car),
+            "ownerReferences": [
+                {
+                    "apiVersion": job.api_version,
+                    "kind": job.kind,
+                    "name": name,
+                    "uid": meta.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "nodeName": car,
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 10,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 1000,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "tolerations": [
+                {"key": VEHICLE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+                {
+                    "key": DRIVING_TAINT_KEY,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": DRIVING_TOLERATION_SECONDS,
+                },
+            ],
+            "containers": [
+                {
+                    "name": "tritonserver",
+                    "image": spec.model.triton_image,
+                    "args": triton_args,
+                    "ports": [{"name": "grpc", "containerPort": TRITON_GRPC_PORT}],
+                    "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8000}},
+                    "securityContext": _restricted(),
+                },
+                {
+                    "name": "worker",
+                    "image": worker_image,
+                    "args": ["worker"],
+                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "securityContext": _restricted(),
+                },
+            ],
+        },
+    }
+
+
+def _restricted() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}

@@ -1,0 +1,96 @@
+"""Fixtures for the operator's job side: the fleet side's operator process and scripted cars.
+
+The operator runs with its ledger and dispatcher on this machine's loopback; the tests play a
+car's worker over the dispatcher's HTTP API with the token the operator put into its pod, so
+every step (lease, late commit, fencing) is visible without a Triton server. The end-to-end
+test with real workers and real Triton lives in ``test_jobs_with_sim.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.cluster import wait
+from tests.cluster.fleet.conftest import VN, Cars
+from tests.cluster.fleet.conftest import cars as cars  # re-exported fixture
+from tests.cluster.fleet.conftest import operator as operator  # re-exported fixture
+
+CHARGING = {"state": "Charging", "batteryPercent": 80, "charging": True, "network": "Unmetered"}
+IJ = "/apis/curbside.dev/v1alpha1"
+
+
+def jobs_path(namespace: str) -> str:
+    return f"{IJ}/namespaces/{namespace}/inferencejobs"
+
+
+def bring_up(api: httpx.Client, fleet: Cars, names: list[str]) -> None:
+    """Cars that heartbeat and report charging, each awaited until Ready and eligible."""
+    for name in names:  # the operator enrolls every car Node it sees: wait for these
+        wait.until(
+            lambda n=name: api.get(f"{VN}/{n}").status_code == 200, timeout=60, what=f"{name} enrolled"
+        )
+    fleet.keep_alive(*names)
+    for name in names:
+        fleet.report(name, **CHARGING)
+    for name in names:
+        wait.until(
+            lambda n=name: api.get(f"{VN}/{n}").json()["status"].get("operator", {}).get("eligible"),
+            timeout=60,
+            what=f"{name} eligible",
+        )
+
+
+def job_body(name: str, *, units: int = 4, **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "curbside.dev/v1alpha1",
+        "kind": "InferenceJob",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"name": "seti-spike-search"},
+            "input": {"generated": {"units": units, "parameters": {"channels": "64", "timeSteps": "16"}}},
+            "output": {"uri": "file:///tmp/curbside-test-results/" + name},
+            "unitTimeoutSeconds": 120,
+        },
+    }
+    body["spec"].update(spec)
+    return body
+
+
+def pods(api: httpx.Client, namespace: str, job: str) -> list[dict[str, Any]]:
+    r = api.get(f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": f"curbside.dev/job={job}"})
+    assert r.status_code == 200, r.text
+    return [p for p in r.json()["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
+
+
+def env_of(pod: dict[str, Any]) -> dict[str, str]:
+    worker = next(c for c in pod["spec"]["containers"] if c["name"] == "worker")
+    return {e["name"]: e["value"] for e in worker["env"]}
+
+
+class PlayedWorker:
+    """A car's worker played over the dispatcher's HTTP API, with its pod's token."""
+
+    def __init__(self, pod: dict[str, Any]) -> None:
+        env = env_of(pod)
+        self.car = env["CURBSIDE_CAR"]
+        self.owner = env["CURBSIDE_OWNER"]
+        job = f"{env['CURBSIDE_JOB_NAMESPACE']}/{env['CURBSIDE_JOB_NAME']}"
+        base = f"{env['CURBSIDE_DISPATCHER_URL']}/v1/jobs/{job}"
+        self.http = httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {env['CURBSIDE_TOKEN']}"}, timeout=10
+        )
+
+    def lease(self) -> httpx.Response:
+        return self.http.post("/lease", json={"car": self.car, "owner": self.owner})
+
+    def complete(self, unit: int, attempt: int, result: Any) -> httpx.Response:
+        from curbside_operator.dispatch.results import output_hash
+
+        body = {"car": self.car, "attempt": attempt, "outputHash": output_hash(result), "result": result}
+        return self.http.post(f"/units/{unit}/complete", json=body)
