@@ -1,0 +1,110 @@
+"""The inference pod's contract: name, binding, ownership, tolerations, restricted security, env."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curbside_operator.api.v1alpha1 import inferencejob as ij
+from curbside_operator.reconcile import placement, pods
+
+
+def _job(name: str = "seti", **model: Any) -> ij.InferenceJob:
+    return ij.InferenceJob.from_body(
+        {
+            "apiVersion": "curbside.dev/v1alpha1",
+            "kind": "InferenceJob",
+            "metadata": {"name": name, "namespace": "science", "uid": "u-1"},
+            "spec": {
+                "model": {"name": "seti-spike-search", **model},
+                "input": {"generated": {"units": 3}},
+                "output": {"uri": "file:///r"},
+            },
+        }
+    )
+
+
+def _body(job: ij.InferenceJob | None = None, car: str = "car-00001") -> dict[str, Any]:
+    return pods.pod_body(
+        job or _job(), car, owner="alice", token="t0k", dispatcher_url="http://d:8470", worker_image="w:1"
+    )
+
+
+def test_pod_is_bound_named_owned_and_labelled() -> None:
+    body = _body()
+    meta, spec = body["metadata"], body["spec"]
+    assert (meta["name"], meta["namespace"], spec["nodeName"]) == ("seti-car-00001", "science", "car-00001")
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "curbside.dev/v1alpha1",
+            "kind": "InferenceJob",
+            "name": "seti",
+            "uid": "u-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert meta["labels"]["curbside.dev/job"] == "seti"
+    assert meta["labels"]["curbside.dev/car"] == "car-00001"
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "curbside"
+
+
+def test_same_job_and_car_give_the_same_pod_and_long_names_fit() -> None:
+    assert _body() == _body()
+    long = _body(_job("j" * 60), car="car-" + "9" * 40)
+    assert len(long["metadata"]["name"]) <= 63
+    assert long["metadata"]["name"] == placement.pod_name("j" * 60, "car-" + "9" * 40)
+
+
+def test_pod_tolerates_the_car_taint_and_the_driving_taint_only_briefly() -> None:
+    tolerations = {t["key"]: t for t in _body()["spec"]["tolerations"]}
+    assert tolerations["curbside.dev/vehicle"]["effect"] == "NoSchedule"
+    driving = tolerations["curbside.dev/driving"]
+    assert (driving["effect"], driving["tolerationSeconds"]) == ("NoExecute", pods.DRIVING_TOLERATION_SECONDS)
+
+
+def test_pod_meets_pod_security_restricted() -> None:
+    spec = _body()["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in spec["containers"]:
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_worker_env_is_what_curbside_worker_reads() -> None:
+    worker = next(c for c in _body()["spec"]["containers"] if c["name"] == "worker")
+    env = {e["name"]: e["value"] for e in worker["env"]}
+    assert env == {
+        "CURBSIDE_DISPATCHER_URL": "http://d:8470",
+        "CURBSIDE_JOB_NAMESPACE": "science",
+        "CURBSIDE_JOB_NAME": "seti",
+        "CURBSIDE_CAR": "car-00001",
+        "CURBSIDE_OWNER": "alice",
+        "CURBSIDE_TOKEN": "t0k",
+        "CURBSIDE_TRITON_URL": "127.0.0.1:8001",
+        "CURBSIDE_MODEL": "seti-spike-search",
+        "CURBSIDE_BATCH_SIZE": "8",
+    }
+    triton = next(
+        c
+        for c in _body(_job(repository="s3://models/x"))["spec"]["containers"]
+        if c["name"] == "tritonserver"
+    )
+    assert "--model-repository=s3://models/x" in triton["args"]
+
+
+def test_curbside_worker_configures_itself_from_the_pod_env(monkeypatch: Any) -> None:
+    from curbside_agent.worker import cli
+
+    worker = next(c for c in _body()["spec"]["containers"] if c["name"] == "worker")
+    for item in worker["env"]:
+        monkeypatch.setenv(item["name"], item["value"])
+    config = cli.config_from(cli.parser().parse_args([]))
+    assert (config.dispatcher_url, config.namespace, config.job, config.car) == (
+        "http://d:8470",
+        "science",
+        "seti",
+        "car-00001",
+    )
+    assert (config.token, config.model, config.batch_size) == ("t0k", "seti-spike-search", 8)
