@@ -121,6 +121,19 @@ class JobLoop:
         self.last_status: dict[str, datetime] = {}
         self.started = time.monotonic()
 
+    async def register_all(self) -> None:
+        """Register every job there is before the dispatcher serves: a worker that asks about its
+        job right after an operator restart must not be told the job does not exist."""
+        try:
+            listed = await kube.list_jobs(self.client)
+        except errors.KubeError as exc:
+            log.warning("%s; jobs are registered as their events arrive", exc)
+            return
+        for body in listed:
+            self.state.job_event(None, body)
+        for job in list(self.state.jobs.values()):
+            await self._prepare(job)
+
     async def run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):

@@ -60,6 +60,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     state.listeners.append(jobs.car_changed)
     job_loop = jobs_runtime.JobLoop(jobs, state, dispatcher, client, config)
     memo.config, memo.fleet, memo.client, memo.jobs, memo.dispatcher = config, state, client, jobs, dispatcher
+    await job_loop.register_all()
     memo.runner = await _serve(dispatcher, config)
     memo.tasks = [
         asyncio.create_task(loop.run(), name="curbside-fleet-loop"),

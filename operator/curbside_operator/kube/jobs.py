@@ -29,6 +29,14 @@ FINALIZER = f"{GROUP}/job-cleanup"
 COMPONENT = "curbside-operator"
 
 
+async def list_jobs(client: AsyncClient) -> list[dict[str, Any]]:
+    """Every InferenceJob in every namespace, as plain dicts."""
+    try:
+        return [obj.to_dict() async for obj in client.list(InferenceJobResource, namespace="*")]  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        raise errors.translate(exc, action="listing InferenceJobs") from exc
+
+
 async def create_pod(client: AsyncClient, body: Mapping[str, Any]) -> bool:
     """Create an inference pod; False when it already existed (which is success too)."""
     meta = body["metadata"]

@@ -131,10 +131,10 @@ def operator(
 
 
 class Cars:
-    """Plays the agents of some cars: Leases renewed every second, status patched on demand."""
+    """Plays the agents of some cars: Leases renewed every ``period`` s, status patched on demand."""
 
-    def __init__(self, api: httpx.Client) -> None:
-        self.api = api
+    def __init__(self, api: httpx.Client, *, period: float = 1.0) -> None:
+        self.api, self.period = api, period
         self.renewing: set[str] = set()
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -171,7 +171,7 @@ class Cars:
             self.renewing -= set(names)
 
     def _loop(self) -> None:
-        while not self.stop.wait(1.0):
+        while not self.stop.wait(self.period):
             with self.lock:
                 names = sorted(self.renewing)
             for name in names:
@@ -190,9 +190,10 @@ class Cars:
 
 
 @pytest.fixture(scope="module")
-def cars(testbed: bed.TestBed) -> Iterator[Cars]:
+def cars(testbed: bed.TestBed, request: pytest.FixtureRequest) -> Iterator[Cars]:
+    """Scripted cars; a test module may set ``RENEW_SECONDS`` (many cars: renew less often)."""
     with testbed.http() as api:
-        c = Cars(api)
+        c = Cars(api, period=getattr(request.module, "RENEW_SECONDS", 1.0))
         yield c
         c.stop.set()
         c.thread.join(timeout=5)

@@ -16,6 +16,7 @@ from tests.cluster import wait
 from tests.cluster.fleet.conftest import VN, Cars
 from tests.cluster.fleet.conftest import cars as cars  # re-exported fixture
 from tests.cluster.fleet.conftest import operator as operator  # re-exported fixture
+from tests.triton.conftest import triton as triton  # re-exported fixture
 
 CHARGING = {"state": "Charging", "batteryPercent": 80, "charging": True, "network": "Unmetered"}
 IJ = "/apis/curbside.dev/v1alpha1"
