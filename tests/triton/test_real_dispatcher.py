@@ -8,13 +8,10 @@ and the published results are read back from the store and checked against in-pr
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from curbside_agent.models import minilm, serve
 from curbside_agent.worker import runner
@@ -22,7 +19,7 @@ from curbside_operator.api.v1alpha1 import inferencejob
 from curbside_operator.dispatch import results
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
-from tests.triton.conftest import free_port
+from tests.triton.conftest import LoopbackApp
 
 SENTENCES = [
     "A parked car is an idle computer.",
@@ -46,25 +43,11 @@ class LiveDispatcher:
             }
         )
         self.key = self.dispatcher.register_job("demo", "minilm-embed", "uid-1", spec)
-        self.port = free_port()
-        self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(self.dispatcher.app())
-        started = threading.Event()
-
-        def run() -> None:
-            self.loop.run_until_complete(self.runner.setup())
-            self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())
-            started.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert started.wait(10)
+        self.server = LoopbackApp(self.dispatcher.app())
+        self.port = self.server.port
 
     def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
+        self.server.close()
         self.dispatcher.close()
         assert self.ledger.verify() == []
         self.ledger.close()

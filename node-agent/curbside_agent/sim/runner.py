@@ -19,6 +19,11 @@ cars, events/steps/patches/renewals per wall second, the work queued and the lon
 or renewal waited in the queue, CPU and memory. ``--clock-file`` gets the clock's anchor
 (JSON: start, speed, wall0) once cars run, so a test can map a report's ``observedAt`` back to
 wall time.
+
+Real work (``--triton-url``, or ``--serve-models`` to start a PyTriton server here): the
+simulator also plays its cars' kubelets for Curbside's inference pods (``workers``), running
+the real worker for each pod bound to one of its cars and killing it mid-unit when the car
+drives away, falls asleep or vanishes; the summary line then counts workers and commits.
 """
 
 from __future__ import annotations
@@ -30,16 +35,19 @@ import json
 import logging
 import re
 import resource
+import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from curbside_agent import agent, cli, credentials, interlock, kube, policy
+from curbside_agent import agent, cli, credentials, interlock, kube, policy, state
+from curbside_agent.models import serve
 from curbside_agent.signals import sources
-from curbside_agent.sim import driver, enroll, mobility
+from curbside_agent.sim import driver, enroll, mobility, workers
+from curbside_agent.worker.triton import TritonUnavailable
 from curbside_operator.api.v1alpha1 import vehiclenode
 
 log = logging.getLogger("curbside_agent.sim")
@@ -92,6 +100,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--report-seconds", type=float, default=5.0, help="wall seconds between summary lines")
     p.add_argument("--clock-file", type=Path, help="write the clock's anchor here (JSON) once cars run")
+    work = p.add_mutually_exclusive_group()
+    work.add_argument(
+        "--triton-url", help="HOST:PORT of a Triton (gRPC): run the real worker for pods on simulated cars"
+    )
+    work.add_argument(
+        "--serve-models",
+        help="start a PyTriton server here with these models (comma-separated) and use it as --triton-url",
+    )
+    p.add_argument("--max-workers", type=int, default=8, help="workers running at once, at most")
     p.add_argument("--verbose", action="store_true")
     return p
 
@@ -110,8 +127,10 @@ def usage() -> dict[str, float]:
 class Summary:
     """The periodic one-line report: rates over the interval since the previous line."""
 
-    def __init__(self, run: driver.Driver, *, out: TextIO, every: float) -> None:
-        self.run, self.out, self.every = run, out, every
+    def __init__(
+        self, run: driver.Driver, *, out: TextIO, every: float, extra: Callable[[], str] | None = None
+    ) -> None:
+        self.run, self.out, self.every, self.extra = run, out, every, extra
         self.last_at = time.monotonic()
         self.last = driver.Totals()
         self.last_cpu = usage()["cpu_s"]
@@ -135,6 +154,7 @@ class Summary:
             + f" | queued {self.run.backlog} wait<={totals.lag_max:.2f}s"
             + f" cpu {(used['cpu_s'] - self.last_cpu) / span:.0%}"
             + f" rss {used['rss_mib']:.0f}MiB"
+            + ("" if self.extra is None else f" | {self.extra()}")
         )
         print(text, file=self.out, flush=True)
         self.last_at, self.last, self.last_cpu = now, driver.Totals(**vars(totals)), used["cpu_s"]
@@ -180,6 +200,48 @@ def build_cars(
     return cars
 
 
+def blocker(car: driver.Car) -> str | None:
+    """Why ``car`` cannot run work now (``vanished``, ``Driving``, ``Asleep``), or None: its worker
+    is killed then. Read from what the car's agent is fed, so it holds before the car reports it."""
+    if car.silent:
+        return "vanished"
+    if car.source.current is None:
+        return "no reading"
+    now = state.car_state(car.source.current)
+    return now.value if now in (state.CarState.DRIVING, state.CarState.ASLEEP) else None
+
+
+def serve_models(models: str) -> serve.ServerProcess:
+    """A PyTriton server with ``models`` on free loopback ports, ready (this takes a while)."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(int(probe.getsockname()[1]))
+    names = [name for name in models.split(",") if name]
+    server = serve.ServerProcess.pytriton(
+        names, grpc_port=ports[0], http_port=ports[1], extra_args=["--exit-timeout=1"]
+    )
+    return server.start(timeout=600)
+
+
+async def start_workers(
+    args: argparse.Namespace, cars: dict[str, driver.Car], *, creds: credentials.Credentials, out: TextIO
+) -> tuple[workers.WorkerPool, asyncio.Task[None], kube.Api] | None:
+    """The pool of real workers for pods on ``cars`` and the task feeding it pods (None: no Triton)."""
+    if not args.triton_url:
+        return None
+    pool = workers.WorkerPool(
+        cars=cars.keys(),
+        blocked=lambda name: blocker(cars[name]),
+        triton_url=args.triton_url,
+        max_workers=args.max_workers,
+        say=lambda line: print(line, file=out, flush=True),
+    )
+    api = kube.Api(kube.connect(creds, max_connections=2))
+    return pool, asyncio.create_task(workers.follow_pods(api, pool)), api
+
+
 async def simulate(args: argparse.Namespace, *, stop: asyncio.Event, out: TextIO) -> driver.Driver:
     """Enroll, warm up and run the fleet until ``stop`` or ``--duration``; the driver (for its totals)."""
     admin_creds = credentials.Credentials.load(args.kubeconfig)
@@ -189,6 +251,10 @@ async def simulate(args: argparse.Namespace, *, stop: asyncio.Event, out: TextIO
     admin = kube.Api(kube.connect(admin_creds, max_connections=POOL))
     pools = max(1, -(-args.concurrency // POOL))  # several small pools: see kube.connect
     writers = [kube.Api(kube.connect(agent_creds, max_connections=POOL)) for _ in range(pools)]
+    server: asyncio.Task[serve.ServerProcess] | None = None
+    if args.serve_models:
+        server = asyncio.create_task(asyncio.to_thread(serve_models, args.serve_models))
+    running = None
     try:
         started = time.monotonic()
         stored, nodes = await enroll.enroll(
@@ -214,23 +280,46 @@ async def simulate(args: argparse.Namespace, *, stop: asyncio.Event, out: TextIO
             f"[sim] warmed up: {run.totals.patches} first reports in {time.monotonic() - started:.1f}s",
             file=out,
         )
+        if server is not None:
+            args.triton_url = (await server).grpc_url
+            print(f"[sim] serving {args.serve_models} at {args.triton_url}", file=out, flush=True)
+        running = await start_workers(args, dict(zip(stored, cars, strict=True)), creds=admin_creds, out=out)
+        pool = None if running is None else running[0]
         if args.clock_file is not None:
             args.clock_file.write_text(json.dumps(clock.anchor()))
-        summary = Summary(run, out=out, every=args.report_seconds)
+        summary = Summary(
+            run, out=out, every=args.report_seconds, extra=None if pool is None else pool.summary
+        )
+
+        def on_tick() -> None:
+            if pool is not None:
+                pool.check()  # before this tick's steps run: a car that drives off is stopped first
+            summary.maybe()
+
         until = None if args.duration is None else args.start + args.duration
         await run.run(
             stop=stop,
             until=until,
             tick_seconds=args.tick_seconds,
             max_step_seconds=args.max_step.total_seconds(),
-            on_tick=summary.maybe,
+            on_tick=on_tick,
         )
         await run.close()
         summary.line()
         return run
     finally:
+        if running is not None:
+            workers_pool, follower, pods_api = running
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+            workers_pool.close()
+            print(f"[sim] {workers_pool.summary()}", file=out, flush=True)
+            await pods_api.aclose()
         for api in (admin, *writers):
             await api.aclose()
+        if server is not None:
+            with contextlib.suppress(Exception):  # a server that failed to start failed the run already
+                (await server).stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def work(stop: asyncio.Event) -> int:
         try:
             await simulate(args, stop=stop, out=sys.stdout)
-        except (credentials.CredentialsError, agent.ReportError) as exc:
+        except (credentials.CredentialsError, agent.ReportError, TimeoutError, TritonUnavailable) as exc:
             print(f"[sim] error: {exc}", file=sys.stderr)
             return 1
         return 0
