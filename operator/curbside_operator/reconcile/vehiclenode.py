@@ -101,6 +101,17 @@ def _taint_keys(taints: list[dict[str, str]]) -> set[tuple[str, str, str]]:
     return {(t.get("key", ""), t.get("value", ""), t.get("effect", "")) for t in taints}
 
 
+def _meaning(conditions: list[conds.Condition], op: vn.OperatorStatus) -> tuple[Any, ...]:
+    """What a status says, messages aside: a message alone (a battery figure, the local time in
+    "outside every time window") changing is no reason to write; it rides along with the next
+    real change. At 10,000 cars, rewriting messages would cost thousands of writes a minute."""
+    return (
+        sorted((c.type, c.status, c.reason, c.observed_generation) for c in conditions),
+        op.eligible,
+        tuple(op.reasons),
+    )
+
+
 def reconcile_car(
     car: vn.VehicleNode,
     *,
@@ -154,7 +165,9 @@ def reconcile_car(
     )
     after = before.model_copy(update={"eligible": eligible, "reasons": list(reasons), "message": message})
     status_patch: dict[str, Any] | None = None
-    if changed or after != before:
+    if (changed or after != before) and _meaning(conditions, after) != _meaning(
+        car.status.conditions, before
+    ):
         status_patch = {
             "status": {
                 "operator": after.model_dump(mode="json", by_alias=True, exclude_none=True),

@@ -183,3 +183,30 @@ def test_silent_car_is_written_once_not_every_sweep() -> None:
         grace=GRACE,
     )
     assert later.status_patch is None
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "writes"),
+    [
+        ({"batteryPercent": 30}, {"batteryPercent": 28}, False),  # still BatteryLow: only the figure moved
+        ({"batteryPercent": 30}, {"batteryPercent": 90}, True),  # eligible again
+        ({"network": "Metered"}, {"network": "None"}, True),  # another reason
+    ],
+    ids=["message-only", "flip", "other-reason"],
+)
+def test_a_message_alone_changing_is_not_written(
+    first: dict[str, Any], then: dict[str, Any], writes: bool
+) -> None:
+    vehicle = make_car(**first)
+    plan = car.reconcile_car(vehicle, lease=lease(2), node=node(), now=NOW, grace=GRACE)
+    stored = _applied(vehicle, plan.status_patch)
+    body = stored.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["status"].update(then)
+    later = car.reconcile_car(
+        vn.VehicleNode.from_body(body),
+        lease=lease(-58),  # renewed 2 s before the later look
+        node=node(),
+        now=NOW + timedelta(minutes=1),
+        grace=GRACE,
+    )
+    assert (later.status_patch is not None) is writes
