@@ -179,6 +179,7 @@ class JobLoop:
             slots_per_car=cfg.slots_per_car,
             status_interval=timedelta(seconds=cfg.status_interval_seconds),
             last_status=self.last_status,
+            explain=warm,
         )
         by_key = {v.key: v for v in views}
         await asyncio.gather(*(self._apply(by_key[k], plan, now) for k, plan in plans.items()))
@@ -253,6 +254,8 @@ class JobLoop:
                 lambda: [ledger.fence_car(view.key, car, now=now, charge=charge) for car in cars]
             )
         for car, reason in plan.fence:
+            if reason == "JobFinished":
+                continue
             metrics.DEPARTURES.labels(reason=reason).inc()
             observed = self.fleet.cars[car].status.observed_at if car in self.fleet.cars else None
             if (

@@ -143,8 +143,10 @@ def plan_jobs(
     slots_per_car: int = 1,
     status_interval: timedelta = timedelta(seconds=2),
     last_status: Mapping[str, datetime] | None = None,
+    explain: bool = True,
 ) -> dict[str, JobPlan]:
-    """Every job's plan for this round (keys are ledger keys)."""
+    """Every job's plan for this round (keys are ledger keys). ``explain``: say why a job
+    found no car (False while the operator's picture of the fleet is still filling in)."""
     last_status = last_status or {}
     by_job: dict[tuple[str, str], list[PodView]] = {}
     busy: dict[str, int] = {}
@@ -193,7 +195,7 @@ def plan_jobs(
     for demand in demands:
         chosen = placed[demand.key]
         plans[demand.key].create = list(chosen.cars)
-        if not chosen.cars and not demand.cars_in_use and demand.wanted > 0:
+        if explain and not chosen.cars and not demand.cars_in_use and demand.wanted > 0:
             view = next(v for v in jobs if v.key == demand.key)
             _waiting(plans[demand.key], view, chosen.explain(total=len(candidates)), now=now)
     return plans

@@ -284,3 +284,11 @@ def test_a_deleted_job_only_stops_its_pods() -> None:
     out = plan([view], [pod("a")], {"a": car("a")}, {view.key: summary()})[view.key]
     assert out.fence == [("a", "JobFinished")]
     assert (out.create, out.status) == ([], None)
+
+
+def test_no_waiting_explanation_while_the_fleet_picture_fills_in() -> None:
+    view = job()
+    out = plan([view], [], {}, {view.key: summary()}, explain=False)[view.key]
+    assert out.events == []
+    assert out.status is not None
+    assert "WaitingForCars" not in str(out.status)
