@@ -25,9 +25,12 @@ venv: $(STAMP)
 testbed-build: venv
 	$(BIN)/curbside testbed build
 
-# Everything generated comes from code: CRDs from the typed models in curbside_operator.api.
+# Everything generated comes from code: CRDs from the typed models in curbside_operator.api
+# (into crds/ and the chart's crds/), Grafana dashboards from curbside_operator.dashboards
+# (into charts/curbside/dashboards/).
 generate: venv
 	$(BIN)/python -m curbside_operator.api.crdgen
+	$(BIN)/python -m curbside_operator.dashboards
 
 # Regenerates everything generated and fails on any difference, then lint and types.
 verify: generate lint typecheck importlint

@@ -33,6 +33,7 @@ from typing import Any
 
 from curbside_agent.models import workloads
 from curbside_agent.worker import dispatcher as dp
+from curbside_agent.worker import metrics
 from curbside_agent.worker.triton import Aborted, TritonClient, TritonUnavailable
 
 log = logging.getLogger(__name__)
@@ -207,14 +208,19 @@ class Worker:
             except workloads.BadInput as error:
                 log.error("unit %d: bad input: %s", lease.unit, error)
                 self._release(lease, error=f"bad input: {error}")
+                metrics.UNITS.labels("bad_input").inc()
                 return EXIT_BAD_INPUT
+            started = time.monotonic()
             result = self._infer(unit, renewer)
             if result is None:
                 if renewer.fenced.is_set():
                     self.stats.fenced += 1
+                    metrics.UNITS.labels("fenced").inc()
                 else:
                     self._release(lease)
+                    metrics.UNITS.labels("released").inc()
                 return EXIT_OK
+            metrics.INFERENCE_DURATION.observe(time.monotonic() - started)
             self.stats.items += unit.count
             return self._commit(lease, result)
         finally:
@@ -236,6 +242,7 @@ class Worker:
             except Aborted:
                 return None
             except TritonUnavailable as error:
+                metrics.TRITON_ERRORS.inc()
                 wait = backoff.next()
                 log.warning("Triton unavailable (%s); retrying the unit in %.1fs", error, wait)
                 if self.stop.wait(wait) or renewer.fenced.is_set():
@@ -249,20 +256,24 @@ class Worker:
             except (dp.Fenced, dp.UnknownJob) as error:
                 log.warning("unit %d attempt %d: result refused: %s", lease.unit, lease.attempt, error)
                 self.stats.fenced += 1
+                metrics.UNITS.labels("fenced").inc()
                 return EXIT_OK
             except (dp.BadRequest, dp.Refused) as error:
                 log.error("unit %d attempt %d: result rejected: %s", lease.unit, lease.attempt, error)
                 self._release(lease, error=f"result rejected: {error}")
+                metrics.UNITS.labels("rejected").inc()
                 return EXIT_REJECTED
             except dp.DispatcherError as error:
                 if self.stop.is_set():
                     log.warning("stopping with unit %d uncommitted (%s); releasing", lease.unit, error)
                     self._release(lease)
+                    metrics.UNITS.labels("released").inc()
                     return EXIT_OK
                 self._pause(f"complete: {error}")
                 continue
             self._backoff.reset()
             self.stats.committed += 1
+            metrics.UNITS.labels("committed").inc()
             self.stats.duplicates += int(reply.duplicate)
             self.stats.last_commit = reply.commit_id
             log.info("committed unit %d attempt %d as %s", lease.unit, lease.attempt, reply.commit_id)
