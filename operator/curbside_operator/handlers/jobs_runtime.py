@@ -151,7 +151,13 @@ class JobLoop:
         warm = time.monotonic() - self.started >= cfg.car_lease_grace_seconds
         views: list[jobs.JobView] = []
         for job in list(self.state.jobs.values()):
-            view = await self._prepare(job)
+            try:
+                view = await self._prepare(job)
+            except Exception:  # one job's trouble must never stop the others
+                log.exception(
+                    "preparing InferenceJob %s/%s; next round", job.metadata.namespace, job.metadata.name
+                )
+                continue
             if view is not None:
                 views.append(view)
         expired = await self.dispatcher.call(lambda: self.dispatcher.ledger.expire(now))
@@ -182,7 +188,12 @@ class JobLoop:
             explain=warm,
         )
         by_key = {v.key: v for v in views}
-        await asyncio.gather(*(self._apply(by_key[k], plan, now) for k, plan in plans.items()))
+        outcomes = await asyncio.gather(
+            *(self._apply(by_key[k], plan, now) for k, plan in plans.items()), return_exceptions=True
+        )
+        for key, outcome in zip(plans, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.error("carrying out the plan of %s: %r; next round", key, outcome)
         await asyncio.gather(*(self._finalize(v, now) for v in views if v.deleting))
         self._export(summaries)
 
