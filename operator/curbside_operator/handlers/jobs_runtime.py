@@ -35,6 +35,7 @@ from curbside_operator.kube import jobs as kube
 from curbside_operator.reconcile import jobs, pods, vehiclenode
 
 log = logging.getLogger(__name__)
+CREATE_BACKOFF_SECONDS = 15
 
 
 def pod_view(body: Mapping[str, Any]) -> jobs.PodView | None:
@@ -119,6 +120,8 @@ class JobLoop:
         )
         self.registered: dict[str, _Registered] = {}
         self.last_status: dict[str, datetime] = {}
+        self.create_failed: dict[str, float] = {}
+        """Job key -> when a pod creation of it last failed (placement holds off for a while)."""
         self.started = time.monotonic()
 
     async def register_all(self) -> None:
@@ -218,7 +221,9 @@ class JobLoop:
         done = self.registered.get(view.key)
         if done is None:
             done = self.registered[view.key] = _Registered(view.key, await self._register(view))
-        return dataclasses.replace(view, failure=done.failure)
+        failed_at = self.create_failed.get(view.key)
+        hold = failed_at is not None and time.monotonic() - failed_at < CREATE_BACKOFF_SECONDS
+        return dataclasses.replace(view, failure=done.failure, hold=hold)
 
     async def _register(self, view: jobs.JobView) -> tuple[str, str] | None:
         spec = view.job.spec
@@ -317,8 +322,10 @@ class JobLoop:
                 metrics.PLACEMENTS.inc()
             found = jobs.PodView(view.namespace, body["metadata"]["name"], view.name, car)
             self.state.pods.setdefault((view.namespace, found.name), found)
+            self.create_failed.pop(view.key, None)
         except errors.KubeError as exc:
-            log.warning("%s (next round)", exc)
+            self.create_failed[view.key] = time.monotonic()
+            log.warning("%s (placement of this job holds for %ds)", exc, CREATE_BACKOFF_SECONDS)
 
     async def _finalize(self, view: jobs.JobView, now: datetime) -> None:
         """A deleted job: fence its cars, delete its pods, forget it, then let it go."""

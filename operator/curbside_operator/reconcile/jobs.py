@@ -73,6 +73,9 @@ class JobView:
     job: ij.InferenceJob
     failure: tuple[str, str] | None = None
     """(reason, message) when the job cannot run: its input, output or model is unusable."""
+    hold: bool = False
+    """Place no new pod this round (its last pod creation failed: it must not keep cars from
+    other jobs while, say, its namespace is being deleted)."""
 
     @property
     def namespace(self) -> str:
@@ -172,7 +175,7 @@ def plan_jobs(
         plan.status, plan.events = _status(
             view, summary, now=now, last=last_status.get(view.key), interval=status_interval
         )
-        if stop_all or summary is None:
+        if stop_all or summary is None or view.hold:
             continue
         staying = {p.car for p in own} - {car for car, _ in plan.fence}
         spec = view.job.spec

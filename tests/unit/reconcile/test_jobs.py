@@ -292,3 +292,10 @@ def test_no_waiting_explanation_while_the_fleet_picture_fills_in() -> None:
     assert out.events == []
     assert out.status is not None
     assert "WaitingForCars" not in str(out.status)
+
+
+def test_a_job_on_hold_leaves_the_cars_to_the_others() -> None:
+    old = jobs.JobView(job("old").job, hold=True)
+    new = job("new", priority=0)
+    out = plan([old, new], [], {"a": car("a")}, {old.key: summary(), new.key: summary()})
+    assert (out[old.key].create, out[new.key].create) == ([], ["a"])
