@@ -249,15 +249,14 @@ class JobLoop:
         return None
 
     def _summaries(self, views: list[jobs.JobView]) -> dict[str, jobs.Summary]:
-        out = {}
+        out: dict[str, jobs.Summary] = {}
         for view in views:
             if (
                 view.failure is None
                 and not view.deleting
                 and self.dispatcher.served(view.namespace, view.name)
             ):
-                s = self.dispatcher.ledger.summary(view.key)
-                out[view.key] = jobs.Summary(**dataclasses.asdict(s))
+                out[view.key] = self.dispatcher.ledger.summary(view.key)
         return out
 
     async def _apply(self, view: jobs.JobView, plan: jobs.JobPlan, now: datetime) -> None:

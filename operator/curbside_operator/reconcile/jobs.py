@@ -22,7 +22,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from curbside_operator.api import conditions as conds
 from curbside_operator.api.v1alpha1 import inferencejob as ij
@@ -34,24 +34,32 @@ REASON_MODEL_NOT_FOUND = "ModelNotFound"
 REASON_UNITS_FAILED = "UnitsFailed"
 
 
-@dataclasses.dataclass(frozen=True)
-class Summary:
-    """A job's ledger at a glance (the same fields as ``dispatch.ledger.Summary``)."""
-
-    total: int
-    pending: int
-    running: int
-    succeeded: int
-    failed: int
-    completed_intervals: str
-    reruns: int
-    cars_in_use: frozenset[str]
-    departures: int = 0
-    attempts: int = 0
+class Summary(Protocol):
+    """What planning reads of a job's ledger summary (``dispatch.ledger.Summary`` has it; the
+    layers keep ``reconcile`` from importing ``dispatch``, so the shape is stated here)."""
 
     @property
-    def done(self) -> bool:
-        return self.succeeded + self.failed == self.total
+    def total(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def running(self) -> int: ...
+    @property
+    def succeeded(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def completed_intervals(self) -> str: ...
+    @property
+    def reruns(self) -> int: ...
+    @property
+    def cars_in_use(self) -> frozenset[str]: ...
+    @property
+    def departures(self) -> int: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def done(self) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True)

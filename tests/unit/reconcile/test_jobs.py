@@ -10,6 +10,7 @@ import pytest
 from curbside_operator.api import conditions as conds
 from curbside_operator.api.v1alpha1 import inferencejob as ij
 from curbside_operator.api.v1alpha1 import vehiclenode as vn
+from curbside_operator.dispatch import ledger
 from curbside_operator.reconcile import jobs
 
 NOW = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
@@ -84,11 +85,11 @@ def summary(
     succeeded: int = 0,
     failed: int = 0,
     cars: frozenset[str] = frozenset(),
-) -> jobs.Summary:
+) -> ledger.Summary:
     if pending is None:
         pending = total - running - succeeded - failed
     done = f"0-{succeeded - 1}" if succeeded else ""
-    return jobs.Summary(total, pending, running, succeeded, failed, done, 0, cars, 0, running + succeeded)
+    return ledger.Summary(total, pending, running, succeeded, failed, done, 0, cars, 0, running + succeeded)
 
 
 def pod(car_name: str, job_name: str = "j", **kw: Any) -> jobs.PodView:
