@@ -28,6 +28,7 @@ LEASE_NAMESPACE = "curbside-cars"
 OPERATOR_USER = "curbside-operator"
 GRACE_SECONDS = 6.0
 VN = "/apis/curbside.dev/v1alpha1/vehiclenodes"
+CHARGING = {"state": "Charging", "batteryPercent": 80, "charging": True, "network": "Unmetered"}
 
 
 def _free_port() -> int:
@@ -197,3 +198,21 @@ def cars(testbed: bed.TestBed, request: pytest.FixtureRequest) -> Iterator[Cars]
         yield c
         c.stop.set()
         c.thread.join(timeout=5)
+
+
+def bring_up(api: httpx.Client, fleet: Cars, names: list[str]) -> list[str]:
+    """Cars that heartbeat and report charging, each awaited until Ready and eligible."""
+    for name in names:  # the operator enrolls every car Node it sees: wait for these
+        wait.until(
+            lambda n=name: api.get(f"{VN}/{n}").status_code == 200, timeout=60, what=f"{name} enrolled"
+        )
+    fleet.keep_alive(*names)
+    for name in names:
+        fleet.report(name, **CHARGING)
+    for name in names:
+        wait.until(
+            lambda n=name: api.get(f"{VN}/{n}").json()["status"].get("operator", {}).get("eligible"),
+            timeout=60,
+            what=f"{name} eligible",
+        )
+    return names

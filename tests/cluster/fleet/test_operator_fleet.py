@@ -16,11 +16,18 @@ import httpx
 
 from curbside_testbed import audit, bed
 from tests.cluster import wait
-from tests.cluster.fleet.conftest import GRACE_SECONDS, OPERATOR_USER, VN, Cars, OperatorProcess
+from tests.cluster.fleet.conftest import (
+    CHARGING,
+    GRACE_SECONDS,
+    OPERATOR_USER,
+    VN,
+    Cars,
+    OperatorProcess,
+    bring_up,
+)
 
 CARS = int(os.environ.get("CURBSIDE_TEST_CARS", "1000"))
 DRIVING = {"key": "curbside.dev/driving", "value": "true", "effect": "NoExecute"}
-CHARGING = {"state": "Charging", "batteryPercent": 80, "charging": True, "network": "Unmetered"}
 
 
 def _vn(api: httpx.Client, name: str) -> dict[str, Any]:
@@ -35,19 +42,6 @@ def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def _taints(api: httpx.Client, name: str) -> list[dict[str, str]]:
     return list(api.get(f"/api/v1/nodes/{name}").json()["spec"].get("taints", []))
-
-
-def _bring_up(api: httpx.Client, cars: Cars, indexes: range) -> list[str]:
-    """Cars that heartbeat and report charging, each awaited until Ready and eligible."""
-    live = [f"car-{i:05d}" for i in indexes]
-    cars.keep_alive(*live)
-    for name in live:
-        cars.report(name, **CHARGING)
-    for name in live:
-        wait.until(
-            lambda n=name: _vn(api, n)["status"].get("operator", {}).get("eligible"), timeout=60, what=name
-        )
-    return live
 
 
 def test_every_car_node_gets_a_vehiclenode(api: httpx.Client, operator: OperatorProcess) -> None:
@@ -144,7 +138,7 @@ def test_silent_car_goes_offline_within_grace_plus_5s(
 def test_unchanged_cars_cost_the_operator_no_writes(
     testbed: bed.TestBed, api: httpx.Client, operator: OperatorProcess, cars: Cars
 ) -> None:
-    live = _bring_up(api, cars, range(20, 30))
+    live = bring_up(api, cars, [f"car-{i:05d}" for i in range(20, 30)])
     wait.until(lambda: operator.metric("curbside_fleet_silent_cars") <= 1, timeout=10, what="fleet settled")
     before = audit.mark(testbed.audit_log)
     time.sleep(12)  # measurement window: Leases renew every second, two full sweeps run
@@ -166,7 +160,7 @@ def test_unchanged_cars_cost_the_operator_no_writes(
 def test_silent_majority_is_a_partition_not_a_departure(
     testbed: bed.TestBed, api: httpx.Client, operator: OperatorProcess, cars: Cars
 ) -> None:
-    live = _bring_up(api, cars, range(40, 50))
+    live = bring_up(api, cars, [f"car-{i:05d}" for i in range(40, 50)])
     with cars.lock:
         gone = sorted(cars.renewing - set(live[8:]))  # all but two of the live cars fall silent
     before = audit.mark(testbed.audit_log)

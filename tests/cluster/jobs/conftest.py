@@ -13,34 +13,17 @@ from typing import Any
 import httpx
 
 from tests.cluster import wait
-from tests.cluster.fleet.conftest import VN, Cars
+from tests.cluster.fleet.conftest import CHARGING as CHARGING  # re-exported
+from tests.cluster.fleet.conftest import bring_up as bring_up  # re-exported
 from tests.cluster.fleet.conftest import cars as cars  # re-exported fixture
 from tests.cluster.fleet.conftest import operator as operator  # re-exported fixture
 from tests.triton.conftest import triton as triton  # re-exported fixture
 
-CHARGING = {"state": "Charging", "batteryPercent": 80, "charging": True, "network": "Unmetered"}
 IJ = "/apis/curbside.dev/v1alpha1"
 
 
 def jobs_path(namespace: str) -> str:
     return f"{IJ}/namespaces/{namespace}/inferencejobs"
-
-
-def bring_up(api: httpx.Client, fleet: Cars, names: list[str]) -> None:
-    """Cars that heartbeat and report charging, each awaited until Ready and eligible."""
-    for name in names:  # the operator enrolls every car Node it sees: wait for these
-        wait.until(
-            lambda n=name: api.get(f"{VN}/{n}").status_code == 200, timeout=60, what=f"{name} enrolled"
-        )
-    fleet.keep_alive(*names)
-    for name in names:
-        fleet.report(name, **CHARGING)
-    for name in names:
-        wait.until(
-            lambda n=name: api.get(f"{VN}/{n}").json()["status"].get("operator", {}).get("eligible"),
-            timeout=60,
-            what=f"{name} eligible",
-        )
 
 
 def job_body(name: str, *, units: int = 4, **spec: Any) -> dict[str, Any]:
@@ -63,6 +46,14 @@ def pods(api: httpx.Client, namespace: str, job: str) -> list[dict[str, Any]]:
     r = api.get(f"/api/v1/namespaces/{namespace}/pods", params={"labelSelector": f"curbside.dev/job={job}"})
     assert r.status_code == 200, r.text
     return [p for p in r.json()["items"] if not p["metadata"].get("deletionTimestamp")]
+
+
+def placed_pods(api: httpx.Client, namespace: str, job: str, count: int) -> list[dict[str, Any]]:
+    """Wait until the job has exactly ``count`` live pods; return them."""
+    found: list[dict[str, Any]] = wait.until(
+        lambda: len(p := pods(api, namespace, job)) == count and p, timeout=30, what=f"{count} pods of {job}"
+    )
+    return found
 
 
 def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:

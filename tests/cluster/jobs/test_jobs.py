@@ -20,6 +20,7 @@ from tests.cluster.jobs.conftest import (
     condition,
     job_body,
     jobs_path,
+    placed_pods,
     pods,
 )
 
@@ -53,11 +54,7 @@ def test_job_gets_one_pod_per_eligible_car_with_a_deterministic_name(
     live = _cars(100, 3)
     bring_up(api, cars, live)
     job = _apply(api, namespace, job_body("place", units=6, placement={"maxCars": 3}))
-    found = wait.until(
-        lambda: len(pods(api, namespace, "place")) == 3 and pods(api, namespace, "place"),
-        timeout=30,
-        what="3 pods",
-    )
+    found = placed_pods(api, namespace, "place", 3)
     assert sorted(p["spec"]["nodeName"] for p in found) == live  # only Ready, eligible cars
     for pod in found:
         car = pod["spec"]["nodeName"]
@@ -86,11 +83,7 @@ def test_departure_fences_the_car_first_and_its_late_result_is_refused(
     live = _cars(110, 3)
     bring_up(api, cars, live)
     _apply(api, namespace, job_body("depart", units=6, placement={"maxCars": 2}))
-    placed = wait.until(
-        lambda: len(pods(api, namespace, "depart")) == 2 and pods(api, namespace, "depart"),
-        timeout=30,
-        what="2 pods",
-    )
+    placed = placed_pods(api, namespace, "depart", 2)
     worker = PlayedWorker(placed[0])
     r = worker.lease()
     assert r.status_code == 200, r.text
@@ -137,11 +130,7 @@ def test_job_succeeds_when_every_unit_is_committed_and_its_pods_go(
     live = _cars(120, 2)
     bring_up(api, cars, live)
     _apply(api, namespace, job_body("finish", units=5, placement={"maxCars": 2}))
-    placed = wait.until(
-        lambda: len(pods(api, namespace, "finish")) == 2 and pods(api, namespace, "finish"),
-        timeout=30,
-        what="2 pods",
-    )
+    placed = placed_pods(api, namespace, "finish", 2)
     workers = [PlayedWorker(p) for p in placed]
     committed = 0
     while committed < 5:
