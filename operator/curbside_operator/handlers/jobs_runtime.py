@@ -273,11 +273,7 @@ class JobLoop:
                 continue
             metrics.DEPARTURES.labels(reason=reason).inc()
             observed = self.fleet.cars[car].status.observed_at if car in self.fleet.cars else None
-            if (
-                observed is not None
-                and reason not in ("JobFinished", "Offline")
-                and now - observed < timedelta(minutes=5)
-            ):
+            if observed is not None and reason != "Offline" and now - observed < timedelta(minutes=5):
                 metrics.DEPARTURE_REACTION.observe(max(0.0, (now - observed).total_seconds()))
         await asyncio.gather(*(self._delete(p) for p in plan.delete))
         await asyncio.gather(*(self._create(view, car) for car in plan.create))
