@@ -18,6 +18,12 @@ Vocabulary:
   when it comes from a live attempt: that is the fence.
 - With ``replicas > 1`` several attempts of one unit are live at once, on cars of different
   owners; each submits a result and the unit commits when ``quorum`` output hashes agree.
+- Trust (``sqlite_trust``): when a quorum decides a unit, every agreeing result is *valid* and
+  earns its car credit and a longer streak; every outvoted one is *invalid*, resets the streak
+  and, after ``Validation.quarantine_after`` of them, quarantines the car. With ``adaptive``,
+  a unit first leased to a car trusted on the job's model runs once (``spot_percent`` of them
+  still run ``replicas`` times); a share of leases are *probes*, re-runs of units already
+  verified, whose known answer a car must match or be quarantined at once.
 - ``max_attempts`` counts attempts that failed the unit (deadline passed, the worker reported
   an error, or a departure under ``FailAttempt``), per replica. A graceful release or a
   migrated departure does not use one up: a car leaving is not the unit's fault.
@@ -64,6 +70,15 @@ class LedgerBusy(LedgerError):
     """Another process holds the ledger file: there is exactly one writer."""
 
 
+class Quarantined(LedgerError):
+    """The car is quarantined: it gets no work until an operator lifts it."""
+
+    def __init__(self, car: str, reason: str) -> None:
+        self.car = car
+        self.reason = reason
+        super().__init__(f"car {car} is quarantined: {reason}")
+
+
 class Fenced(LedgerError):
     """The attempt may no longer act on its unit: stale, fenced, expired, or not this car's.
 
@@ -80,6 +95,59 @@ class Fenced(LedgerError):
 
 
 # -- values -----------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    """How a job's results are checked; fixed when the job is added.
+
+    ``model`` names what trust is earned on (``name:version``): a streak on one model says
+    nothing about another. ``trust_after`` valid results in a row make a car trusted;
+    ``quarantine_after`` invalid results (or one failed probe) quarantine it.
+    """
+
+    model: str = ""
+    adaptive: bool = False
+    trust_after: int = 10
+    spot_percent: int = 5
+    probe_percent: int = 0
+    quarantine_after: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class CarFacts:
+    """Who a leasing car is, as the operator knows it (never as the car claims it).
+
+    ``hardware`` is its hardware class: replicas of one unit, and probes, go only to cars of
+    one class, so floating-point results are compared like with like. ``speed`` normalises
+    compute-seconds into credit (tera-operations per second over a reference of 100) and
+    ``watts`` turns them into energy.
+    """
+
+    owner: str
+    hardware: str = ""
+    speed: float = 1.0
+    watts: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Standing:
+    """A car's record: what ``kubectl get vn`` and the credit leaderboard show.
+
+    ``streak`` is its longest current run of valid results on any model; ``trusted`` lists the
+    models it is trusted on. Credit counts only valid work (and results accepted on trust,
+    which are taken back if the car is later quarantined).
+    """
+
+    car: str
+    owner: str
+    valid: int
+    invalid: int
+    streak: int
+    trusted: tuple[str, ...]
+    credit_seconds: float
+    energy_joules: float
+    quarantine: str | None
+
+
 @dataclasses.dataclass(frozen=True)
 class Lease:
     """One attempt handed to a car: work on ``unit`` as attempt ``attempt`` until ``deadline``.
@@ -106,6 +174,9 @@ class Commit:
     commit_id: str
     duplicate: bool
     committed: bool = True
+    output_hash: str = ""
+    """The output the unit committed (or would commit), when it differs from the submission's
+    own hash only within the job's tolerance."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,6 +229,13 @@ class Summary:
     cars_in_use: frozenset[str]
     departures: int = 0
     attempts: int = 0
+    results: int = 0
+    verified: int = 0
+
+    @property
+    def overhead(self) -> float:
+        """Results beyond one per succeeded unit, per succeeded unit (0 when nothing succeeded)."""
+        return (self.results - self.succeeded) / self.succeeded if self.succeeded else 0.0
 
     @property
     def done(self) -> bool:
@@ -184,13 +262,24 @@ class Ledger(Protocol):
         replicas: int = 1,
         quorum: int = 1,
         distinct_owners: bool = True,
+        validation: Validation | None = None,
     ) -> None:
         """Create the job with ``units`` pending units. The same call again is a no-op; a call
         with other settings raises ``JobConflict``."""
         ...
 
-    def lease(self, job: str, *, car: str, owner: str, now: datetime, per_car: int = 1) -> Lease | None:
-        """A new attempt of the lowest-numbered unit that needs one, or None.
+    def lease(
+        self,
+        job: str,
+        *,
+        car: str,
+        owner: str,
+        now: datetime,
+        per_car: int = 1,
+        facts: CarFacts | None = None,
+    ) -> Lease | None:
+        """A new attempt of the lowest-numbered unit that needs one, or None; ``Quarantined``
+        for a quarantined car. ``facts`` (default: the owner, one hardware class) say who it is.
 
         Expired attempts of the job are fenced first. A car already holding ``per_car`` live
         attempts of the job gets its oldest one back (``resumed``). Replicas of one unit never
@@ -222,9 +311,26 @@ class Ledger(Protocol):
         output_hash: str,
         result_ref: str,
         now: datetime,
+        matches: str | None = None,
     ) -> Commit:
         """Submit the attempt's result; ``Fenced`` unless it is live (or this exact submission
-        was already accepted, which returns the same answer with ``duplicate``)."""
+        was already accepted, which returns the same answer with ``duplicate``). ``matches`` is
+        the hash of an earlier output (from ``candidates``) this one equals within the job's
+        tolerance; it then counts as that output."""
+        ...
+
+    def candidates(self, job: str, unit: int, attempt: int) -> list[str]:
+        """The outputs a submission for this attempt is compared with: the unit's committed
+        output for a probe, else the distinct outputs already submitted for the unit."""
+        ...
+
+    def standings(self, since: int = 0) -> tuple[int, list[Standing]]:
+        """The cars whose record changed after change number ``since``, and the newest number."""
+        ...
+
+    def quarantine(self, car: str, *, reason: str, now: datetime) -> bool:
+        """Quarantine ``car``: fence its attempts, drop its results that wait for a quorum and
+        reopen the units it alone decided. False when it already was."""
         ...
 
     def fence_car(

@@ -76,6 +76,10 @@ class ResultStore(Protocol):
         """The unit's published result; ``ResultError`` if there is none."""
         ...
 
+    def load(self, namespace: str, name: str, unit: int, *, output_hash: str) -> Any:
+        """A submission with ``output_hash``, staged or published; ``ResultError`` if gone."""
+        ...
+
     def published(self, namespace: str, name: str, unit: int, *, output_hash: str | None = None) -> bool:
         """Whether the unit has a published result (with this hash, when one is given)."""
         ...
@@ -132,6 +136,16 @@ class FolderResultStore:
         except FileNotFoundError as error:
             raise ResultError(f"unit {unit} of {namespace}/{name} has no published result") from error
 
+    def load(self, namespace: str, name: str, unit: int, *, output_hash: str) -> Any:
+        for path in (self._staged(namespace, name, unit, output_hash), self.path(namespace, name, unit)):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            if hashlib.sha256(data).hexdigest() == output_hash:
+                return json.loads(data)
+        raise ResultError(f"unit {unit} of {namespace}/{name} has no result with hash {output_hash}")
+
     def published(self, namespace: str, name: str, unit: int, *, output_hash: str | None = None) -> bool:
         path = self.path(namespace, name, unit)
         if output_hash is None:
@@ -159,6 +173,20 @@ class FolderResultStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+def within(a: Any, b: Any, tolerance: float) -> bool:
+    """Whether two JSON values are equal, numbers allowed to differ by at most ``tolerance``
+    (absolute): same keys, same list lengths, same strings and booleans."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(a - b) <= tolerance
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(within(a[k], b[k], tolerance) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(within(x, y, tolerance) for x, y in zip(a, b, strict=True))
+    return bool(a == b) and type(a) is type(b)
 
 
 def _digest(path: Path) -> str:

@@ -44,7 +44,16 @@ from pydantic.alias_generators import to_camel
 
 from curbside_operator.api.v1alpha1 import inferencejob
 from curbside_operator.dispatch import inputs, results
-from curbside_operator.dispatch.ledger import Commit, Fenced, Ledger, UnknownJob, UnknownUnit
+from curbside_operator.dispatch.ledger import (
+    CarFacts,
+    Commit,
+    Fenced,
+    Ledger,
+    Quarantined,
+    UnknownJob,
+    UnknownUnit,
+    Validation,
+)
 
 T = TypeVar("T")
 B = TypeVar("B", bound="_Body")
@@ -112,6 +121,20 @@ class RegisteredJob:
     source: inputs.InputSource
     store: results.ResultStore
     per_car: int
+    tolerance: float = 0.0
+
+
+def validation_for(spec: inferencejob.InferenceJobSpec) -> Validation:
+    """How the ledger checks a job's results, from its ``spec.redundancy``."""
+    r, model = spec.redundancy, spec.model
+    return Validation(
+        model=f"{model.name}:{model.version if model.version is not None else 'latest'}",
+        adaptive=r.adaptive and r.replicas > 1,
+        trust_after=r.trust_after,
+        spot_percent=r.spot_check_percent,
+        probe_percent=r.probe_percent if r.replicas > 1 else 0,
+        quarantine_after=r.quarantine_after,
+    )
 
 
 class Dispatcher:
@@ -124,13 +147,17 @@ class Dispatcher:
         secret: bytes,
         stores: Callable[[str], results.ResultStore] = results.store_for_uri,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cars: Callable[[str], CarFacts | None] | None = None,
     ) -> None:
+        """``cars`` says who a car is (owner, hardware class) from the operator's view of the
+        fleet; without it (tests, tools) a lease's own ``owner`` is believed."""
         if len(secret) < 16:
             raise ValueError("the token secret must be at least 16 bytes")
         self.ledger = ledger
         self._secret = secret
         self._stores = stores
         self._clock = clock
+        self._cars = cars
         self._jobs: dict[tuple[str, str], RegisteredJob] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._staging = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="staging")
@@ -161,12 +188,15 @@ class Dispatcher:
             replicas=spec.redundancy.replicas,
             quorum=spec.redundancy.quorum,
             distinct_owners=spec.redundancy.distinct_owners,
+            validation=validation_for(spec),
         )
         for done in self.ledger.results(key):
             if not store.published(namespace, name, done.unit, output_hash=done.output_hash):
                 store.publish(namespace, name, done.unit, output_hash=done.output_hash)
         per_car = spec.placement.max_units_per_car
-        self._jobs[namespace, name] = RegisteredJob(namespace, name, key, source, store, per_car)
+        self._jobs[namespace, name] = RegisteredJob(
+            namespace, name, key, source, store, per_car, spec.redundancy.tolerance
+        )
         return key
 
     def unregister_job(self, namespace: str, name: str) -> None:
@@ -209,8 +239,13 @@ class Dispatcher:
     async def _lease(self, request: web.Request) -> web.Response:
         job, body = await self._accept(request, LeaseBody)
         now = self._clock()
+        facts = CarFacts(owner=body.owner) if self._cars is None else self._cars(body.car)
+        if facts is None:
+            raise HttpError(403, "Forbidden", f"car {body.car} is not a VehicleNode this operator knows")
         lease = await self._run(
-            lambda: self.ledger.lease(job.key, car=body.car, owner=body.owner, now=now, per_car=job.per_car)
+            lambda: self.ledger.lease(
+                job.key, car=body.car, owner=facts.owner, now=now, per_car=job.per_car, facts=facts
+            )
         )
         if lease is None:
             return web.Response(status=204)
@@ -251,11 +286,19 @@ class Dispatcher:
         )
 
         def commit() -> dict[str, Any]:
+            matches = self._match(job, unit, body.attempt, body.result, actual)
             done = self.ledger.complete(
-                job.key, unit, body.attempt, car=body.car, output_hash=actual, result_ref=ref, now=now
+                job.key,
+                unit,
+                body.attempt,
+                car=body.car,
+                output_hash=actual,
+                result_ref=ref,
+                now=now,
+                matches=matches,
             )
             if done.committed:  # also on a replay: publishing is idempotent and finishes a crashed one
-                published = job.store.publish(ns, name, unit, output_hash=actual)
+                published = job.store.publish(ns, name, unit, output_hash=done.output_hash or actual)
                 return {**answer(done), "resultRef": published}
             return {**answer(done), "resultRef": ref}
 
@@ -263,6 +306,22 @@ class Dispatcher:
             return {"commitId": done.commit_id, "duplicate": done.duplicate, "committed": done.committed}
 
         return web.json_response(await self._run(commit))
+
+    def _match(self, job: RegisteredJob, unit: int, attempt: int, result: Any, digest: str) -> str | None:
+        """The earlier output (or a probe's known answer) this result equals within the job's
+        tolerance; None when only an exact match could count (the ledger compares hashes)."""
+        if job.tolerance <= 0:
+            return None
+        for candidate in self.ledger.candidates(job.key, unit, attempt):
+            if candidate == digest:
+                return candidate
+            try:
+                other = job.store.load(job.namespace, job.name, unit, output_hash=candidate)
+            except results.ResultError:
+                continue  # a result the store no longer holds cannot vouch for this one
+            if results.within(result, other, job.tolerance):
+                return candidate
+        return None
 
     async def _accept(self, request: web.Request, model: type[B]) -> tuple[RegisteredJob, B]:
         """The registered job and the validated, authenticated body of a request."""
@@ -311,6 +370,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Fenced as error:
         body = {"error": "Fenced", "message": error.reason, "unit": error.unit, "attempt": error.attempt}
         return web.json_response(body, status=409)
+    except Quarantined as error:
+        return web.json_response({"error": "Quarantined", "message": str(error)}, status=403)
     except (UnknownJob, UnknownUnit) as error:
         return web.json_response({"error": "NotFound", "message": str(error)}, status=404)
     except results.ResultError as error:

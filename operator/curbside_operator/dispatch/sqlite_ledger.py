@@ -28,8 +28,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from curbside_operator.api import intervals
+from curbside_operator.dispatch import sqlite_trust as trust_
 from curbside_operator.dispatch import sqlite_units as units_
 from curbside_operator.dispatch.ledger import (
+    CarFacts,
     Commit,
     CommittedUnit,
     EndedAttempt,
@@ -38,28 +40,32 @@ from curbside_operator.dispatch.ledger import (
     Lease,
     LedgerBusy,
     LiveAttempt,
+    Quarantined,
+    Standing,
     Summary,
     UnknownJob,
     UnknownUnit,
+    Validation,
     commit_id,
 )
 from curbside_operator.dispatch.sqlite_schema import (
+    CHECKED,
     COMMITTED,
     ERRORED,
     EXPIRED,
     FENCED,
     LIVE,
     RELEASED,
-    SCHEMA,
     SCHEMA_VERSION,
     SUBMITTED,
     SUCCEEDED,
     WHY_NOT_LIVE,
+    migrate,
     problems,
 )
 from curbside_operator.dispatch.sqlite_units import JobRow, from_us, to_us
 
-_SETTINGS = ("units", "timeout_us", "max_attempts", "replicas", "quorum", "distinct_owners")
+_SETTINGS = ("units", "timeout_us", "max_attempts", "replicas", "quorum", "distinct_owners", "validation")
 
 
 class SqliteLedger:
@@ -83,13 +89,11 @@ class SqliteLedger:
             self._db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             with self._tx() as db:
                 (version,) = db.execute("PRAGMA user_version").fetchone()
-                if version not in (0, SCHEMA_VERSION):
-                    raise ValueError(
-                        f"{self.path}: ledger schema {version}; this code knows {SCHEMA_VERSION}"
-                    )
-                for statement in SCHEMA.split(";"):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                if version != SCHEMA_VERSION:
+                    try:
+                        migrate(db, version)
+                    except ValueError as error:
+                        raise ValueError(f"{self.path}: {error}") from error
         except sqlite3.OperationalError as error:
             self._db.close()
             if "locked" in str(error):
@@ -122,6 +126,7 @@ class SqliteLedger:
         replicas: int = 1,
         quorum: int = 1,
         distinct_owners: bool = True,
+        validation: Validation | None = None,
     ) -> None:
         if units < 1 or max_attempts < 1 or not 1 <= quorum <= replicas or unit_timeout <= timedelta(0):
             raise ValueError(
@@ -135,12 +140,13 @@ class SqliteLedger:
             replicas,
             quorum,
             int(distinct_owners),
+            trust_.validation_json(validation or Validation()),
         )
         with self._tx() as db:
             row = db.execute(f"SELECT {', '.join(_SETTINGS)} FROM jobs WHERE key = ?", (job,)).fetchone()
             if row is None:
                 db.execute(
-                    f"INSERT INTO jobs (key, {', '.join(_SETTINGS)}, pending) VALUES ({', '.join('?' * 8)})",
+                    f"INSERT INTO jobs (key, {', '.join(_SETTINGS)}, pending) VALUES ({', '.join('?' * 9)})",
                     (job, *wanted, units),
                 )
             elif tuple(row) != wanted:
@@ -169,37 +175,74 @@ class SqliteLedger:
             ).fetchone()
             if row is None:
                 raise UnknownJob(key)
-            job_id, name, units, timeout_us, max_attempts, replicas, quorum, distinct = row
+            job_id, name, units, timeout_us, max_attempts, replicas, quorum, distinct, validation = row
             job = self._cache[key] = JobRow(
-                job_id, name, units, timeout_us, max_attempts, replicas, quorum, bool(distinct)
+                job_id,
+                name,
+                units,
+                timeout_us,
+                max_attempts,
+                replicas,
+                quorum,
+                bool(distinct),
+                trust_.validation_from(validation),
             )
         return job
 
     # -- attempts -----------------------------------------------------------------------------
-    def lease(self, job: str, *, car: str, owner: str, now: datetime, per_car: int = 1) -> Lease | None:
-        now_us = to_us(now)
+    def lease(
+        self,
+        job: str,
+        *,
+        car: str,
+        owner: str,
+        now: datetime,
+        per_car: int = 1,
+        facts: CarFacts | None = None,
+    ) -> Lease | None:
+        now_us, facts = to_us(now), facts or CarFacts(owner=owner)
         with self._tx() as db:
             j = self._job(db, job)
-            due = db.execute(
-                "SELECT unit, attempt FROM attempts INDEXED BY attempts_live_job"
-                " WHERE status = 'live' AND job = ? AND deadline_us <= ?",
-                (j.id, now_us),
-            ).fetchall()
-            for unit, attempt in due:  # fenced before anything is reissued, in this transaction
-                units_.end(db, j, unit, attempt, status=EXPIRED, charge=True)
-            held = db.execute(
-                "SELECT unit, attempt, deadline_us FROM attempts INDEXED BY attempts_live_car"
-                " WHERE status = 'live' AND car = ? AND job = ? ORDER BY unit, attempt",
-                (car, j.id),
-            ).fetchall()
-            if len(held) >= per_car:
-                return Lease(held[0][0], held[0][1], from_us(held[0][2]), resumed=True)
-            unit = units_.pick(db, j, car=car, owner=owner)
-            if unit is None:
-                return None
-            deadline_us = now_us + j.timeout_us
-            attempt = units_.issue(db, j, unit, car=car, owner=owner, deadline_us=deadline_us)
-            return Lease(unit, attempt, from_us(deadline_us))
+            trust_.touch(db, car, facts.owner)
+            reason = trust_.quarantined(db, car)
+            if reason is None:
+                return self._lease(db, j, car=car, facts=facts, now_us=now_us, per_car=per_car)
+        raise Quarantined(car, reason)
+
+    def _lease(
+        self, db: sqlite3.Connection, j: JobRow, *, car: str, facts: CarFacts, now_us: int, per_car: int
+    ) -> Lease | None:
+        due = db.execute(
+            "SELECT unit, attempt FROM attempts INDEXED BY attempts_live_job"
+            " WHERE status = 'live' AND job = ? AND deadline_us <= ?",
+            (j.id, now_us),
+        ).fetchall()
+        for unit, attempt in due:  # fenced before anything is reissued, in this transaction
+            units_.end(db, j, unit, attempt, status=EXPIRED, charge=True)
+        held = db.execute(
+            "SELECT unit, attempt, deadline_us FROM attempts INDEXED BY attempts_live_car"
+            " WHERE status = 'live' AND car = ? AND job = ? ORDER BY unit, attempt",
+            (car, j.id),
+        ).fetchall()
+        if len(held) >= per_car:
+            return Lease(held[0][0], held[0][1], from_us(held[0][2]), resumed=True)
+        probe, unit = False, None
+        (issued,) = db.execute("SELECT issued FROM jobs WHERE id = ?", (j.id,)).fetchone()
+        if units_.draw(j.key, "probe", car, issued) < j.validation.probe_percent:
+            start = units_.draw(j.key, "start", car, issued) * j.units // 100
+            unit = trust_.pick_probe(
+                db, j.id, car=car, owner=facts.owner, hardware=facts.hardware, start=start
+            )
+            probe = unit is not None
+        if unit is None:
+            unit = units_.pick(db, j, car=car, owner=facts.owner, hardware=facts.hardware)
+        if unit is None:
+            return None
+        deadline_us = now_us + j.timeout_us
+        attempt = units_.issue(
+            db, j, unit, facts=facts, car=car, now_us=now_us, deadline_us=deadline_us, probe=probe
+        )
+        return Lease(unit, attempt, from_us(deadline_us))
 
     def renew(self, job: str, unit: int, attempt: int, *, car: str, now: datetime) -> datetime:
         now_us = to_us(now)
@@ -241,25 +284,99 @@ class SqliteLedger:
         output_hash: str,
         result_ref: str,
         now: datetime,
+        matches: str | None = None,
     ) -> Commit:
         now_us = to_us(now)
         with self._tx() as db:
             j = self._job(db, job)
             status, holder, _, submitted = self._attempt(db, j, unit, attempt)
-            cid = commit_id(job, unit, output_hash)
             fenced: Fenced | None
-            if holder == car and status in (SUBMITTED, COMMITTED):
+            if holder == car and status in (SUBMITTED, COMMITTED, CHECKED):
                 if submitted == output_hash:  # a replay: the same answer again
-                    return Commit(cid, duplicate=True, committed=status == COMMITTED)
+                    (group,) = db.execute(
+                        "SELECT grp FROM attempts WHERE job = ? AND unit = ? AND attempt = ?",
+                        (j.id, unit, attempt),
+                    ).fetchone()
+                    group = group or output_hash
+                    cid = commit_id(job, unit, group)
+                    return Commit(cid, duplicate=True, committed=status == COMMITTED, output_hash=group)
                 fenced = Fenced(
                     job=job, unit=unit, attempt=attempt, reason="attempt already sent another output"
                 )
             else:
                 fenced = self._check_live(db, j, unit, attempt, car=car, now_us=now_us)
             if fenced is None:
-                committed = units_.submit(db, j, unit, attempt, winner=(cid, output_hash, result_ref))
-                return Commit(cid, duplicate=False, committed=committed)
+                return self._submit(db, j, unit, attempt, output_hash, result_ref, matches, now_us)
         raise fenced
+
+    def _submit(
+        self,
+        db: sqlite3.Connection,
+        j: JobRow,
+        unit: int,
+        attempt: int,
+        output_hash: str,
+        result_ref: str,
+        matches: str | None,
+        now_us: int,
+    ) -> Commit:
+        allowed = set(self._candidates(db, j, unit, attempt))
+        group = matches if matches in allowed else output_hash
+        (probe,) = db.execute(
+            "SELECT probe FROM attempts WHERE job = ? AND unit = ? AND attempt = ?", (j.id, unit, attempt)
+        ).fetchone()
+        if probe:  # looks like any other result waiting for a quorum
+            db.execute(
+                "UPDATE attempts SET status = ?, output_hash = ?, result_ref = ?, grp = ?, done_us = ?"
+                " WHERE job = ? AND unit = ? AND attempt = ?",
+                (CHECKED, output_hash, result_ref, group, now_us, j.id, unit, attempt),
+            )
+            db.execute("UPDATE jobs SET results = results + 1 WHERE id = ?", (j.id,))
+            caught = trust_.check_probe(
+                db, j.id, unit, attempt, group=group, timeout_us=j.timeout_us, v=j.validation
+            )
+            if caught is not None:
+                units_.quarantine(db, *caught, now_us=now_us)
+            return Commit(
+                commit_id(j.key, unit, output_hash), duplicate=False, committed=False, output_hash=output_hash
+            )
+        winner = units_.submit(
+            db, j, unit, attempt, output_hash=output_hash, result_ref=result_ref, group=group, now_us=now_us
+        )
+        return Commit(
+            commit_id(j.key, unit, group), duplicate=False, committed=winner is not None, output_hash=group
+        )
+
+    def candidates(self, job: str, unit: int, attempt: int) -> list[str]:
+        with self._tx() as db:
+            j = self._job(db, job)
+            self._attempt(db, j, unit, attempt)
+            return self._candidates(db, j, unit, attempt)
+
+    def _candidates(self, db: sqlite3.Connection, j: JobRow, unit: int, attempt: int) -> list[str]:
+        row = db.execute(
+            "SELECT a.probe, u.output_hash FROM attempts a JOIN units u ON u.job = a.job AND u.unit = a.unit"
+            " WHERE a.job = ? AND a.unit = ? AND a.attempt = ?",
+            (j.id, unit, attempt),
+        ).fetchone()
+        if row is not None and row[0]:
+            return [row[1]] if row[1] else []
+        groups = db.execute(
+            "SELECT DISTINCT grp FROM attempts WHERE job = ? AND unit = ? AND status = ? AND grp IS NOT NULL"
+            " ORDER BY grp",
+            (j.id, unit, SUBMITTED),
+        ).fetchall()
+        return [g for (g,) in groups]
+
+    def standings(self, since: int = 0) -> tuple[int, list[Standing]]:
+        with self._tx() as db:
+            return trust_.standings(db, since)
+
+    def quarantine(self, car: str, *, reason: str, now: datetime) -> bool:
+        now_us = to_us(now)
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO cars (car, owner) VALUES (?, '')", (car,))
+            return units_.quarantine(db, car, reason, now_us=now_us)
 
     def _attempt(
         self, db: sqlite3.Connection, j: JobRow, unit: int, attempt: int
@@ -337,8 +454,8 @@ class SqliteLedger:
     def summary(self, job: str) -> Summary:
         with self._tx() as db:
             j = self._job(db, job)
-            pending, running, succeeded, failed, reruns, departures, issued = db.execute(
-                "SELECT pending, running, succeeded, failed, reruns, departures, issued"
+            pending, running, succeeded, failed, reruns, departures, issued, results, verified = db.execute(
+                "SELECT pending, running, succeeded, failed, reruns, departures, issued, results, verified"
                 " FROM jobs WHERE id = ?",
                 (j.id,),
             ).fetchone()
@@ -363,6 +480,8 @@ class SqliteLedger:
                 cars_in_use=frozenset(car for (car,) in cars),
                 departures=departures,
                 attempts=issued,
+                results=results,
+                verified=verified,
             )
 
     def live(self, job: str) -> list[LiveAttempt]:

@@ -14,14 +14,20 @@ Tables:
 - ``units``: one row per touched unit: ``state``, ``epoch`` (its highest attempt number),
   ``failures`` (attempts charged against ``max_attempts``), ``open_slots`` (how many more live
   attempts it wants now) and, once succeeded, the winning ``commit_id``/``output_hash``.
-- ``attempts``: one row per attempt ever issued, with its car, owner, deadline and status.
+- ``attempts``: one row per attempt ever issued, with its car, owner, deadline and status;
+  once it submitted, its output ``grp`` (the output it agrees with), its ``verdict`` and the
+  credit it earned. ``probe`` attempts re-run an already verified unit to check the car.
+- ``cars`` and ``trust``: each car's record (quarantine, credit) and its streak per model.
+  ``seq`` orders changes, so the operator reads only the cars that changed.
+
+Schema 2 added the trust columns and tables; a schema-1 file is migrated in place on open.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, units INTEGER NOT NULL,
@@ -44,10 +50,62 @@ CREATE INDEX IF NOT EXISTS attempts_live_job ON attempts (job, deadline_us) WHER
 CREATE INDEX IF NOT EXISTS attempts_live_car ON attempts (car, job, unit) WHERE status = 'live';
 CREATE INDEX IF NOT EXISTS attempts_live_due ON attempts (deadline_us) WHERE status = 'live'
 """
+MIGRATIONS: dict[int, list[str]] = {
+    2: [
+        "ALTER TABLE jobs ADD COLUMN validation TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE jobs ADD COLUMN results INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN verified INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE units ADD COLUMN target INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE units ADD COLUMN need INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE units ADD COLUMN hw TEXT",
+        "ALTER TABLE units ADD COLUMN verified INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE units ADD COLUMN decided_us INTEGER",
+        "ALTER TABLE attempts ADD COLUMN hw TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE attempts ADD COLUMN probe INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE attempts ADD COLUMN grp TEXT",
+        "ALTER TABLE attempts ADD COLUMN verdict TEXT",
+        "ALTER TABLE attempts ADD COLUMN issued_us INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE attempts ADD COLUMN done_us INTEGER",
+        "ALTER TABLE attempts ADD COLUMN speed REAL NOT NULL DEFAULT 1",
+        "ALTER TABLE attempts ADD COLUMN watts REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE attempts ADD COLUMN credit_s REAL NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS attempts_car ON attempts (car, status)",
+        "CREATE INDEX IF NOT EXISTS units_verified ON units (job, hw, unit) WHERE verified = 1",
+        """CREATE TABLE IF NOT EXISTS cars (car TEXT PRIMARY KEY, owner TEXT NOT NULL,
+            valid INTEGER NOT NULL DEFAULT 0, invalid INTEGER NOT NULL DEFAULT 0,
+            credit_s REAL NOT NULL DEFAULT 0, joules REAL NOT NULL DEFAULT 0, quarantine TEXT,
+            seq INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID""",
+        "CREATE INDEX IF NOT EXISTS cars_seq ON cars (seq)",
+        """CREATE TABLE IF NOT EXISTS trust (car TEXT NOT NULL, model TEXT NOT NULL,
+            streak INTEGER NOT NULL DEFAULT 0, trusted INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (car, model)) WITHOUT ROWID""",
+        "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    ]
+}
+"""Statements that take a file from the schema before the key to that schema."""
+
+
+def migrate(db: sqlite3.Connection, version: int) -> None:
+    """Bring a ledger at ``version`` (0: empty) to ``SCHEMA_VERSION``, in the caller's transaction."""
+    if version not in (0, *range(1, SCHEMA_VERSION + 1)):
+        raise ValueError(f"ledger schema {version}; this code knows up to {SCHEMA_VERSION}")
+    for statement in SCHEMA.split(";") if version == 0 else ():
+        db.execute(statement)
+    for target in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[target]:
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
 
 # Attempt statuses. Only LIVE may act. SUBMITTED handed in a result that waits for a quorum;
 # COMMITTED is part of the unit's accepted result; REJECTED lost the vote.
 LIVE, SUBMITTED, COMMITTED, REJECTED = "live", "submitted", "committed", "rejected"
+CHECKED = "checked"
+"""A probe's result, compared with the unit's known answer (its ``verdict`` says how it went)."""
+VALID, INVALID, ON_TRUST, INCONCLUSIVE = "valid", "invalid", "on-trust", "inconclusive"
+"""Verdicts: agreed with a quorum (or a probe's known answer); outvoted (or missed it); accepted
+alone from a trusted car (unverified, revoked if the car is caught later); or the unit ran out
+of results without a quorum."""
 RELEASED, FENCED, EXPIRED, ERRORED, SUPERSEDED = "released", "fenced", "expired", "failed", "superseded"
 WASTED = frozenset({RELEASED, FENCED, EXPIRED, ERRORED})
 """Ended without a result, so the unit runs again: these count as re-runs (SUPERSEDED does not:
@@ -59,6 +117,7 @@ WHY_NOT_LIVE = {
     ERRORED: "attempt was given up with an error",
     SUPERSEDED: "unit was decided without this attempt",
     REJECTED: "output lost the quorum vote",
+    CHECKED: "attempt already sent its output",
 }
 
 # Unit states. They also name the job row's counter columns.
@@ -98,21 +157,28 @@ _CHECKS: list[tuple[str, str]] = [
     ),
     (
         "job {0}: unit {1} is {2} with {3} live and {4} committed attempts",
-        """SELECT j.key, u.unit, u.state, coalesce(sum(a.status = 'live'), 0) AS live,
+        """SELECT j.key, u.unit, u.state, coalesce(sum(a.status = 'live' AND NOT a.probe), 0) AS live,
                   coalesce(sum(a.status = 'committed'), 0) AS won,
                   coalesce(sum(a.status = 'submitted'), 0) AS sub
            FROM units u JOIN jobs j ON j.id = u.job LEFT JOIN attempts a ON a.job = u.job AND a.unit = u.unit
            GROUP BY u.job, u.unit
            HAVING (u.state = 'running' AND live = 0) OR (u.state = 'pending' AND live > 0)
              OR (u.state IN ('succeeded', 'failed') AND live + sub > 0)
-             OR (u.state = 'succeeded' AND won < j.quorum) OR (u.state != 'succeeded' AND won > 0)""",
+             OR (u.state = 'succeeded' AND won < coalesce(nullif(u.need, 0), j.quorum))
+             OR (u.state != 'succeeded' AND won > 0)""",
     ),
     (
         "job {0}: unit {1} committed {2} but has committed attempts with other outputs",
         """SELECT j.key, u.unit, u.output_hash FROM units u JOIN jobs j ON j.id = u.job
            WHERE u.state = 'succeeded' AND (u.commit_id IS NULL OR EXISTS (SELECT 1 FROM attempts a
              WHERE a.job = u.job AND a.unit = u.unit AND a.status = 'committed'
-             AND a.output_hash != u.output_hash))""",
+             AND coalesce(a.grp, a.output_hash) != u.output_hash))""",
+    ),
+    (
+        "job {0}: unit {1} has probe attempt {2} but is {3} (probes re-run succeeded units only)",
+        """SELECT j.key, a.unit, a.attempt, u.state FROM attempts a JOIN jobs j ON j.id = a.job
+           JOIN units u ON u.job = a.job AND u.unit = a.unit
+           WHERE a.probe AND a.status = 'live' AND u.state != 'succeeded'""",
     ),
     (
         "job {0}: unit {1} has two live or submitted attempts on car {2}",

@@ -9,6 +9,8 @@ repeat the bookkeeping.
 
 The rules, for a job with ``replicas`` R and ``quorum`` Q:
 
+- R and Q are the unit's own (``target``/``need``), set when its first attempt is issued: the
+  job's, or 1 and 1 when adaptive replication trusts the first car (``sqlite_trust``).
 - A unit wants ``max(R - submitted, Q - best, 0)`` live attempts, where ``submitted`` is how
   many results wait for a vote and ``best`` is the size of the largest group of equal output
   hashes among them. ``open_slots`` is that minus the live attempts: lease picks units with
@@ -23,12 +25,17 @@ The rules, for a job with ``replicas`` R and ``quorum`` Q:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+from curbside_operator.dispatch import sqlite_trust as trust_
+from curbside_operator.dispatch.ledger import CarFacts, Validation, commit_id
 from curbside_operator.dispatch.sqlite_schema import (
     COMMITTED,
     FAILED,
+    FENCED,
+    INVALID,
     LIVE,
     PENDING,
     REJECTED,
@@ -66,23 +73,25 @@ class JobRow:
     replicas: int
     quorum: int
     distinct_owners: bool
+    validation: Validation = dataclasses.field(default_factory=Validation)
 
-    @property
-    def budget(self) -> int:
+    def budget(self, replicas: int) -> int:
         """Failed attempts (or results without a quorum) a unit may use up before it fails."""
-        return self.max_attempts * self.replicas
+        return self.max_attempts * max(replicas, 1)
 
 
-def pick(db: sqlite3.Connection, j: JobRow, *, car: str, owner: str) -> int | None:
-    """The lowest unit wanting an attempt that neither this car (nor, when the job wants
-    distinct owners, another car of this owner) already works on; a fresh unit gets its row."""
+def pick(db: sqlite3.Connection, j: JobRow, *, car: str, owner: str, hardware: str = "") -> int | None:
+    """The lowest unit wanting an attempt of this hardware class that neither this car (nor,
+    when the job wants distinct owners, another car of this owner) works on or has sent a
+    result for; a fresh unit gets its row."""
     clash = "(a.car = :car OR a.owner = :owner)" if j.distinct_owners else "a.car = :car"
     row = db.execute(
         "SELECT u.unit FROM units u INDEXED BY units_open WHERE u.job = :job AND u.open_slots > 0"
-        " AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job = u.job AND a.unit = u.unit"
-        " AND a.status IN ('live', 'submitted')"
+        " AND (u.hw IS NULL OR u.hw = :hw) AND NOT EXISTS (SELECT 1 FROM attempts a"
+        " WHERE a.job = u.job AND a.unit = u.unit"
+        " AND a.status IN ('live', 'submitted', 'committed', 'rejected')"
         f" AND {clash}) ORDER BY u.unit LIMIT 1",
-        {"job": j.id, "car": car, "owner": owner},
+        {"job": j.id, "car": car, "owner": owner, "hw": hardware},
     ).fetchone()
     (cursor,) = db.execute("SELECT cursor FROM jobs WHERE id = ?", (j.id,)).fetchone()
     if cursor < j.units and (row is None or cursor < row[0]):
@@ -92,27 +101,72 @@ def pick(db: sqlite3.Connection, j: JobRow, *, car: str, owner: str) -> int | No
     return None if row is None else int(row[0])
 
 
-def issue(db: sqlite3.Connection, j: JobRow, unit: int, *, car: str, owner: str, deadline_us: int) -> int:
-    """A new live attempt of ``unit`` for ``car``; returns its number (the unit's new epoch)."""
-    (epoch,) = db.execute(
-        "UPDATE units SET epoch = epoch + 1 WHERE job = ? AND unit = ? RETURNING epoch", (j.id, unit)
+def issue(
+    db: sqlite3.Connection,
+    j: JobRow,
+    unit: int,
+    *,
+    facts: CarFacts,
+    car: str,
+    now_us: int,
+    deadline_us: int,
+    probe: bool = False,
+) -> int:
+    """A new live attempt of ``unit`` for ``car``; returns its number (the unit's new epoch).
+    The unit's first attempt fixes its hardware class and how many results it needs."""
+    (epoch, hw) = db.execute(
+        "UPDATE units SET epoch = epoch + 1 WHERE job = ? AND unit = ? RETURNING epoch, hw", (j.id, unit)
     ).fetchone()
+    if hw is None:
+        v = j.validation
+        alone = (
+            v.adaptive
+            and j.replicas > 1
+            and trust_.trusted(db, car, v.model)
+            and draw(j.key, "spot", unit) >= v.spot_percent
+        )
+        db.execute(
+            "UPDATE units SET hw = ?, target = ?, need = ? WHERE job = ? AND unit = ?",
+            (facts.hardware, 1 if alone else j.replicas, 1 if alone else j.quorum, j.id, unit),
+        )
     db.execute(
-        "INSERT INTO attempts (job, unit, attempt, car, owner, status, deadline_us)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (j.id, unit, epoch, car, owner, LIVE, deadline_us),
+        "INSERT INTO attempts (job, unit, attempt, car, owner, status, deadline_us, hw, probe, issued_us,"
+        " speed, watts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            j.id,
+            unit,
+            epoch,
+            car,
+            facts.owner,
+            LIVE,
+            deadline_us,
+            facts.hardware,
+            int(probe),
+            now_us,
+            facts.speed,
+            facts.watts,
+        ),
     )
     db.execute("UPDATE jobs SET issued = issued + 1 WHERE id = ?", (j.id,))
     settle(db, j, unit)
     return int(epoch)
 
 
+def draw(*parts: object) -> int:
+    """A number in 0..99 that is a fixed function of ``parts``: which units are spot-checked and
+    which leases are probes must not change when the operator restarts."""
+    digest = hashlib.sha256("\n".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100
+
+
 def end(db: sqlite3.Connection, j: JobRow, unit: int, attempt: int, *, status: str, charge: bool) -> str:
     """End a live attempt with ``status`` (charged against the budget or not); returns its car."""
-    (car,) = db.execute(
-        "UPDATE attempts SET status = ? WHERE job = ? AND unit = ? AND attempt = ? RETURNING car",
+    (car, probe) = db.execute(
+        "UPDATE attempts SET status = ? WHERE job = ? AND unit = ? AND attempt = ? RETURNING car, probe",
         (status, j.id, unit, attempt),
     ).fetchone()
+    if probe:  # a check of a decided unit: nothing about the unit changes
+        return str(car)
     db.execute("UPDATE jobs SET reruns = reruns + ? WHERE id = ?", (int(status in WASTED), j.id))
     db.execute(
         "UPDATE units SET failures = failures + ? WHERE job = ? AND unit = ?", (int(charge), j.id, unit)
@@ -122,65 +176,135 @@ def end(db: sqlite3.Connection, j: JobRow, unit: int, attempt: int, *, status: s
 
 
 def submit(
-    db: sqlite3.Connection, j: JobRow, unit: int, attempt: int, *, winner: tuple[str, str, str]
-) -> bool:
-    """Record a live attempt's result ``(commit id, output hash, result ref)``; commit the unit
-    if a quorum now agrees. Returns whether the unit committed with this output."""
-    _, output_hash, result_ref = winner
+    db: sqlite3.Connection,
+    j: JobRow,
+    unit: int,
+    attempt: int,
+    *,
+    output_hash: str,
+    result_ref: str,
+    group: str,
+    now_us: int,
+) -> tuple[str, str, str] | None:
+    """Record a live attempt's result, counted with the submissions of output ``group``; commit
+    the unit if a quorum now agrees. Returns the winner ``(commit id, output hash, result ref)``
+    if the unit committed with this group's output."""
     db.execute(
-        "UPDATE attempts SET status = ?, output_hash = ?, result_ref = ?"
+        "UPDATE attempts SET status = ?, output_hash = ?, result_ref = ?, grp = ?, done_us = ?"
         " WHERE job = ? AND unit = ? AND attempt = ?",
-        (SUBMITTED, output_hash, result_ref, j.id, unit, attempt),
+        (SUBMITTED, output_hash, result_ref, group, now_us, j.id, unit, attempt),
     )
-    (agree,) = db.execute(
-        "SELECT count(*) FROM attempts WHERE job = ? AND unit = ? AND status = ? AND output_hash = ?",
-        (j.id, unit, SUBMITTED, output_hash),
+    db.execute("UPDATE jobs SET results = results + 1 WHERE id = ?", (j.id,))
+    (agree, need) = db.execute(
+        "SELECT count(*), (SELECT need FROM units WHERE job = :j AND unit = :u) FROM attempts"
+        " WHERE job = :j AND unit = :u AND status = :s AND grp = :g",
+        {"j": j.id, "u": unit, "s": SUBMITTED, "g": group},
     ).fetchone()
-    if agree >= j.quorum:
-        decide(db, j, unit, winner=winner)
-        return True
-    settle(db, j, unit)
-    return False
+    if agree >= (need or j.quorum):
+        (ref,) = db.execute(  # the group's first submission is its canonical output
+            "SELECT result_ref FROM attempts WHERE job = ? AND unit = ? AND output_hash = ? AND grp = ?"
+            " ORDER BY attempt LIMIT 1",
+            (j.id, unit, group, group),
+        ).fetchone()
+        winner = (commit_id(j.key, unit, group), group, ref)
+        decide(db, j, unit, winner=winner, now_us=now_us)
+        return winner
+    settle(db, j, unit, now_us=now_us)
+    return None
 
 
-def settle(db: sqlite3.Connection, j: JobRow, unit: int) -> None:
+def settle(db: sqlite3.Connection, j: JobRow, unit: int, *, now_us: int = 0) -> None:
     """Recompute the unit's state and open slots from its attempts; fail it when out of budget."""
-    state, failures = db.execute(
-        "SELECT state, failures FROM units WHERE job = ? AND unit = ?", (j.id, unit)
+    state, failures, target, need = db.execute(
+        "SELECT state, failures, target, need FROM units WHERE job = ? AND unit = ?", (j.id, unit)
     ).fetchone()
     if state in (SUCCEEDED, FAILED):
         return
+    replicas, quorum = target or j.replicas, need or j.quorum
     groups = db.execute(
-        "SELECT count(*) FROM attempts WHERE job = ? AND unit = ? AND status = ? GROUP BY output_hash",
+        "SELECT count(*) FROM attempts WHERE job = ? AND unit = ? AND status = ? GROUP BY grp",
         (j.id, unit, SUBMITTED),
     ).fetchall()
     submitted, best = sum(n for (n,) in groups), max((n for (n,) in groups), default=0)
     (live,) = db.execute(
-        "SELECT count(*) FROM attempts WHERE job = ? AND unit = ? AND status = ?", (j.id, unit, LIVE)
+        "SELECT count(*) FROM attempts WHERE job = ? AND unit = ? AND status = ? AND NOT probe",
+        (j.id, unit, LIVE),
     ).fetchone()
-    if failures >= j.budget or (submitted >= j.budget and live == 0):
-        decide(db, j, unit, winner=None)
+    budget = j.budget(replicas)
+    if failures >= budget or (submitted >= budget and live == 0):
+        decide(db, j, unit, winner=None, now_us=now_us)
         return
-    wanted = max(j.replicas - submitted, j.quorum - best, 0)
+    wanted = max(replicas - submitted, quorum - best, 0)
     _set_state(db, j, unit, old=state, new=RUNNING if live else PENDING, open_slots=max(0, wanted - live))
 
 
-def decide(db: sqlite3.Connection, j: JobRow, unit: int, *, winner: tuple[str, str, str] | None) -> None:
-    """Commit ``winner`` (commit id, output hash, result ref) for the unit, or fail it (None)."""
+def decide(
+    db: sqlite3.Connection, j: JobRow, unit: int, *, winner: tuple[str, str, str] | None, now_us: int
+) -> None:
+    """Commit ``winner`` (commit id, output hash, result ref) for the unit, or fail it (None);
+    then judge the results and quarantine the cars they convict."""
     (state,) = db.execute("SELECT state FROM units WHERE job = ? AND unit = ?", (j.id, unit)).fetchone()
-    where = "job = ? AND unit = ? AND status = ?"
+    where = "job = ? AND unit = ? AND status = ? AND NOT probe"
     db.execute(f"UPDATE attempts SET status = ? WHERE {where}", (SUPERSEDED, j.id, unit, LIVE))
     if winner is not None:
         db.execute(
-            f"UPDATE attempts SET status = ? WHERE {where} AND output_hash = ?",
+            f"UPDATE attempts SET status = ? WHERE {where} AND grp = ?",
             (COMMITTED, j.id, unit, SUBMITTED, winner[1]),
         )
         db.execute(
-            "UPDATE units SET commit_id = ?, output_hash = ?, result_ref = ? WHERE job = ? AND unit = ?",
-            (*winner, j.id, unit),
+            "UPDATE units SET commit_id = ?, output_hash = ?, result_ref = ?, decided_us = ?"
+            " WHERE job = ? AND unit = ?",
+            (*winner, now_us, j.id, unit),
         )
     db.execute(f"UPDATE attempts SET status = ? WHERE {where}", (REJECTED, j.id, unit, SUBMITTED))
     _set_state(db, j, unit, old=state, new=FAILED if winner is None else SUCCEEDED, open_slots=0)
+    caught = trust_.judge(db, j.id, unit, timeout_us=j.timeout_us, replicas=j.replicas, v=j.validation)
+    for car, reason in caught:
+        quarantine(db, car, reason, now_us=now_us)
+
+
+def quarantine(db: sqlite3.Connection, car: str, reason: str, *, now_us: int) -> bool:
+    """Quarantine ``car`` (see ``sqlite_trust``); False when it already was."""
+    if not trust_.mark_quarantined(db, car, reason):
+        return False
+    live, waiting, alone = trust_.quarantine_work(db, car)
+    jobs = {int(row[0]): job_row(db, int(row[0])) for row in (*live, *waiting, *alone)}
+    for job_id, unit, attempt in live:
+        end(db, jobs[job_id], unit, attempt, status=FENCED, charge=False)
+    for job_id, unit, attempt in waiting:  # its votes no longer count
+        db.execute(
+            "UPDATE attempts SET status = ?, verdict = ? WHERE job = ? AND unit = ? AND attempt = ?",
+            (REJECTED, INVALID, job_id, unit, attempt),
+        )
+        settle(db, jobs[job_id], unit, now_us=now_us)
+    for job_id, unit, attempt, credit_s in alone:
+        j = jobs[job_id]
+        trust_.revoke(
+            db, job_id, unit, attempt, car=car, credit_s=credit_s, replicas=j.replicas, quorum=j.quorum
+        )
+        settle(db, j, unit, now_us=now_us)
+    return True
+
+
+def job_row(db: sqlite3.Connection, job_id: int) -> JobRow:
+    """A job's settings, read from its row."""
+    row = db.execute(
+        "SELECT id, key, units, timeout_us, max_attempts, replicas, quorum, distinct_owners, validation"
+        " FROM jobs WHERE id = ?",
+        (job_id,),
+    ).fetchone()
+    job_id, key, units, timeout_us, max_attempts, replicas, quorum, distinct, validation = row
+    return JobRow(
+        job_id,
+        key,
+        units,
+        timeout_us,
+        max_attempts,
+        replicas,
+        quorum,
+        bool(distinct),
+        trust_.validation_from(validation),
+    )
 
 
 def _set_state(db: sqlite3.Connection, j: JobRow, unit: int, *, old: str, new: str, open_slots: int) -> None:

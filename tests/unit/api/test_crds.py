@@ -160,6 +160,11 @@ def test_optional_spec_objects_default_to_their_fields_defaults() -> None:
         "quorum": 1,
         "tolerance": 0,
         "distinctOwners": True,
+        "adaptive": True,
+        "trustAfter": 10,
+        "spotCheckPercent": 5,
+        "probePercent": 2,
+        "quarantineAfter": 2,
     }
     assert "default" not in spec["input"]  # required: a missing input must say so
     assert "default" not in spec["placement"]["properties"]["eligibility"]  # optional, None by default

@@ -16,11 +16,13 @@ from tests.unit.dispatch.conftest import JOB, T0
 CORRUPTIONS = {
     "counters": ("UPDATE jobs SET succeeded = succeeded + 1", "counters"),
     "a second live attempt on one car": (
-        "INSERT INTO attempts SELECT job, unit, attempt + 1, car, owner, status, deadline_us, NULL, NULL"
-        " FROM attempts; UPDATE units SET epoch = 2",
+        "INSERT INTO attempts (job, unit, attempt, car, owner, status, deadline_us)"
+        " SELECT job, unit, attempt + 1, car, owner, status, deadline_us FROM attempts;"
+        " UPDATE units SET epoch = 2",
         "two live or submitted attempts on car",
     ),
     "a lost attempt row": ("DELETE FROM attempts", "attempts numbered"),
+    "a probe of an undecided unit": ("UPDATE attempts SET probe = 1", "probe attempt 1 but is running"),
     "a stuck pending unit": (
         "UPDATE attempts SET status = 'released'; UPDATE units SET state = 'pending', open_slots = 0;"
         " UPDATE jobs SET running = 0, pending = pending + 1",

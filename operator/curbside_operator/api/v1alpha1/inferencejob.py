@@ -175,6 +175,29 @@ class Redundancy(base.ApiModel):
         0, ge=0, le=1, description="Largest absolute difference between numbers that still match. 0: exact."
     )
     distinct_owners: bool = pydantic.Field(True, description="Replicas of one unit go to different owners.")
+    adaptive: bool = pydantic.Field(
+        True,
+        description="With replicas > 1: a unit first leased to a car trusted on this model runs once "
+        "(spotCheckPercent of them still run replicas times).",
+    )
+    trust_after: int = pydantic.Field(
+        10, ge=1, le=1000, description="Valid results in a row (on this model) that make a car trusted."
+    )
+    spot_check_percent: int = pydantic.Field(
+        5, ge=0, le=100, description="Share of a trusted car's units that are still replicated, percent."
+    )
+    probe_percent: int = pydantic.Field(
+        2,
+        ge=0,
+        le=50,
+        description="Share of leases that re-run an already verified unit to check the car, percent.",
+    )
+    quarantine_after: int = pydantic.Field(
+        2,
+        ge=1,
+        le=100,
+        description="Outvoted results that quarantine a car (one wrong check result always does).",
+    )
 
     @pydantic.field_validator("quorum")
     @classmethod
