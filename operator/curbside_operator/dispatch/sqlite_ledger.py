@@ -170,23 +170,10 @@ class SqliteLedger:
     def _job(self, db: sqlite3.Connection, key: str) -> JobRow:
         job = self._cache.get(key)
         if job is None:
-            row = db.execute(
-                f"SELECT id, key, {', '.join(_SETTINGS)} FROM jobs WHERE key = ?", (key,)
-            ).fetchone()
+            row = db.execute("SELECT id FROM jobs WHERE key = ?", (key,)).fetchone()
             if row is None:
                 raise UnknownJob(key)
-            job_id, name, units, timeout_us, max_attempts, replicas, quorum, distinct, validation = row
-            job = self._cache[key] = JobRow(
-                job_id,
-                name,
-                units,
-                timeout_us,
-                max_attempts,
-                replicas,
-                quorum,
-                bool(distinct),
-                trust_.validation_from(validation),
-            )
+            job = self._cache[key] = units_.job_row(db, row[0])
         return job
 
     # -- attempts -----------------------------------------------------------------------------
