@@ -26,6 +26,8 @@ DEPARTURE_REACTION_NAME = "curbside_departure_reaction_seconds"
 UNITS_NAME = "curbside_job_units"
 UNITS_EXPIRED_NAME = "curbside_unit_leases_expired_total"
 JOBS_NAME = "curbside_inference_jobs"
+CREDIT_NAME = "curbside_owner_credit_seconds"
+QUARANTINED_NAME = "curbside_cars_quarantined"
 
 RECONCILE_DURATION = prometheus_client.Histogram(
     RECONCILE_DURATION_NAME,
@@ -105,5 +107,16 @@ JOBS = prometheus_client.Gauge(
     JOBS_NAME,
     "InferenceJobs the operator holds, by phase (Running, Succeeded, Failed).",
     ["phase"],
+    registry=REGISTRY,
+)
+CREDIT = prometheus_client.Gauge(
+    CREDIT_NAME,
+    "Validated compute-seconds (normalised to a 100-TOPS accelerator) credited to each owner's cars.",
+    ["owner"],
+    registry=REGISTRY,
+)
+QUARANTINED = prometheus_client.Gauge(
+    QUARANTINED_NAME,
+    "Cars quarantined for wrong results (they get no work).",
     registry=REGISTRY,
 )

@@ -100,4 +100,21 @@ def dashboard() -> Dashboard:
                 width=24,
             )
         )
+        .with_row(p.row("Trust and credit"))
+        .with_panel(
+            p.series(
+                "Credit leaderboard",
+                "The ten owners with the most validated compute-seconds (normalised to 100 TOPS).",
+                "s",
+                p.query(f"topk(10, {m.CREDIT_NAME})", "{{owner}}"),
+            )
+        )
+        .with_panel(
+            p.series(
+                "Quarantined cars",
+                "Cars caught returning wrong results: they get no work.",
+                "none",
+                p.query(f"max({m.QUARANTINED_NAME})", "quarantined"),
+            )
+        )
     )

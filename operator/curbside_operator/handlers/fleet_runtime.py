@@ -54,6 +54,12 @@ class FleetState:
         self.enroll: dict[str, dict[str, Any]] = {}
         self.listeners: list[Callable[[str], None]] = []
         """Called with a car's name whenever its report or Lease freshness changes (the job loop)."""
+        self.records: dict[str, tuple[vn.Trust, vn.Credit]] = {}
+        """The ledger's record of each car (``handlers.standings``), written into its status."""
+
+    def touch(self, name: str) -> None:
+        """Have the car reconciled (and the job loop told) soon."""
+        self._touch(name)
 
     def _touch(self, name: str) -> None:
         self.dirty.add(name)
@@ -224,6 +230,8 @@ class FleetLoop:
             grace=state.config.car_lease_grace,
             partition_suspected=state.partition,
             expected_unit_seconds=state.config.expected_unit_seconds,
+            trust=record[0] if (record := state.records.get(name)) else None,
+            credit=record[1] if record else None,
         )
         try:
             async with self.sem:

@@ -25,7 +25,7 @@ from curbside_operator import settings as operator_settings
 from curbside_operator.api import GROUP
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
-from curbside_operator.handlers import fleet_runtime, jobs_runtime
+from curbside_operator.handlers import fleet_runtime, jobs_runtime, standings
 from curbside_operator.kube import fleet as kube
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     client = kube.make_client()
     state = fleet_runtime.FleetState(config)
     loop = fleet_runtime.FleetLoop(state, client)
-    dispatcher = Dispatcher(SqliteLedger(config.ledger_path), secret=_token_secret(config))
+    dispatcher = Dispatcher(
+        SqliteLedger(config.ledger_path),
+        secret=_token_secret(config),
+        cars=lambda name: standings.car_facts(state, name),
+    )
     jobs = jobs_runtime.JobState()
     state.listeners.append(jobs.car_changed)
     job_loop = jobs_runtime.JobLoop(jobs, state, dispatcher, client, config)
@@ -66,6 +70,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         asyncio.create_task(loop.run(), name="curbside-fleet-loop"),
         asyncio.create_task(_watch_leases(state, client, config), name="curbside-lease-watch"),
         asyncio.create_task(job_loop.run(), name="curbside-job-loop"),
+        asyncio.create_task(standings.StandingsSync(state, dispatcher).run(), name="curbside-standings"),
     ]
     if config.metrics_port:
         prometheus_client.start_http_server(config.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)

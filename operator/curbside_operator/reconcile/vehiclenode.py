@@ -15,6 +15,8 @@ Rules:
   partition does not look like every car leaving.
 * **Eligibility** is the owner's policy applied to what the car reported (``api.policy``),
   with the car's previous eligibility as the hysteresis memory.
+* **Trust and credit** come from the ledger's record of the car (``trust``/``credit``); a
+  quarantined car is ineligible (``Quarantined`` first among the reasons) until lifted.
 * **Node markings**: a driving car gets the ``curbside.dev/driving:NoExecute`` taint so
   nothing can stay on it; labels say whether it is eligible. Other taints and labels are
   left exactly as they are.
@@ -109,6 +111,8 @@ def _meaning(conditions: list[conds.Condition], op: vn.OperatorStatus) -> tuple[
         sorted((c.type, c.status, c.reason, c.observed_generation) for c in conditions),
         op.eligible,
         tuple(op.reasons),
+        op.trust.model_dump(),
+        op.credit.model_dump(),
     )
 
 
@@ -121,9 +125,13 @@ def reconcile_car(
     grace: timedelta,
     partition_suspected: bool = False,
     expected_unit_seconds: float = 600.0,
+    trust: vn.Trust | None = None,
+    credit: vn.Credit | None = None,
 ) -> CarPlan:
-    """The desired operator-owned status and Node markings for one car."""
+    """The desired operator-owned status and Node markings for one car. ``trust`` and ``credit``
+    (None: keep what the status says) are the ledger's record of the car."""
     before = car.status.operator or vn.OperatorStatus()
+    trust, credit = trust or before.trust, credit or before.credit
     fresh = lease_fresh(lease, now=now, grace=grace)
     if not fresh and partition_suspected:
         # Hold still: a silent majority is more likely our partition than their departure.
@@ -141,6 +149,9 @@ def reconcile_car(
         reasons, message = verdict.reasons, verdict.message
     else:
         reasons, message = (vn.IneligibleReason.LEASE_EXPIRED,), ready_message
+    if trust.level == vn.TrustLevel.QUARANTINED:
+        reasons = (vn.IneligibleReason.QUARANTINED, *reasons)
+        message = (f"Quarantined: {trust.quarantine_reason}. " + message).strip()[: base.MAX_MESSAGE]
     eligible = not reasons
 
     conditions = [c.model_copy() for c in car.status.conditions]
@@ -163,7 +174,15 @@ def reconcile_car(
         generation=generation,
         now=now,
     )
-    after = before.model_copy(update={"eligible": eligible, "reasons": list(reasons), "message": message})
+    after = before.model_copy(
+        update={
+            "eligible": eligible,
+            "reasons": list(reasons),
+            "message": message,
+            "trust": trust,
+            "credit": credit,
+        }
+    )
     status_patch: dict[str, Any] | None = None
     if (changed or after != before) and _meaning(conditions, after) != _meaning(
         car.status.conditions, before

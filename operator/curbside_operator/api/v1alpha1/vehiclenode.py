@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import pydantic
 
@@ -65,6 +65,9 @@ class Hardware(base.ApiModel):
     tops: int = pydantic.Field(ge=1, le=100_000, description="Peak INT8 tera-operations per second.")
     memory_gib: int = pydantic.Field(
         alias="memoryGiB", ge=1, le=1024, description="Accelerator memory in GiB."
+    )
+    power_watts: int | None = pydantic.Field(
+        None, ge=1, le=10_000, description="Power the computer draws while computing, watts (credits energy)."
     )
 
 
@@ -238,6 +241,7 @@ class IneligibleReason(StrEnum):
     ENERGY_BUDGET_SPENT = "EnergyBudgetSpent"
     DEPARTING_SOON = "DepartingSoon"
     UNTRUSTED = "Untrusted"
+    QUARANTINED = "Quarantined"
     CORDONED = "Cordoned"
 
 
@@ -248,6 +252,7 @@ class TrustLevel(StrEnum):
     UNTRUSTED = "Untrusted"
     PROBATION = "Probation"
     TRUSTED = "Trusted"
+    QUARANTINED = "Quarantined"
 
 
 class ActiveWork(base.ApiModel):
@@ -266,8 +271,9 @@ class Credit(base.ApiModel):
     validated_units: int = pydantic.Field(0, ge=0, description="Units whose results passed validation.")
     rejected_units: int = pydantic.Field(0, ge=0, description="Units whose results were outvoted or wrong.")
     compute_seconds: float = pydantic.Field(
-        0, ge=0, description="Accelerator time of validated units, seconds."
+        0, ge=0, description="Validated compute time, seconds, normalised to a 100-TOPS accelerator."
     )
+    energy_kwh: float = pydantic.Field(0, ge=0, description="Energy the car spent on validated units, kWh.")
 
 
 class Trust(base.ApiModel):
@@ -277,6 +283,15 @@ class Trust(base.ApiModel):
     valid_streak: int = pydantic.Field(0, ge=0, description="Validated results since the last bad one.")
     error_rate: float = pydantic.Field(
         0, ge=0, le=1, description="Share of recent results that were wrong (0-1)."
+    )
+    trusted_models: list[Annotated[str, pydantic.StringConstraints(max_length=300)]] = pydantic.Field(
+        default_factory=list,
+        max_length=32,
+        description="Models (name:version) this car is trusted on: its units there run once.",
+        json_schema_extra=base.list_type("set"),
+    )
+    quarantine_reason: str | None = pydantic.Field(
+        None, max_length=base.MAX_MESSAGE, description="Why the car was quarantined (it gets no work)."
     )
 
 
@@ -370,6 +385,12 @@ class VehicleNode(base.Resource):
             ),
             base.PrinterColumn("Reason", ".status.operator.reasons[0]", "string", "Main reason it may not."),
             base.PrinterColumn("Age", ".metadata.creationTimestamp", "date", "Time since the car joined."),
+            base.PrinterColumn(
+                "Trust", ".status.operator.trust.level", "string", "How far its results are trusted."
+            ),
+            base.PrinterColumn(
+                "Credit", ".status.operator.credit.computeSeconds", "number", "Validated compute-seconds."
+            ),
             base.PrinterColumn("Region", ".status.region", "string", "Where the car is.", priority=1),
             base.PrinterColumn("Owner", ".spec.vehicle.owner", "string", "Owner account.", priority=1),
             base.PrinterColumn(
