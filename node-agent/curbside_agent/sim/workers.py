@@ -38,6 +38,7 @@ import httpx
 
 from curbside_agent import agent, kube
 from curbside_agent.models import workloads
+from curbside_agent.sim import cheats
 from curbside_agent.worker import dispatcher as dp
 from curbside_agent.worker import runner
 from curbside_agent.worker.triton import Aborted, Arrays, TritonClient
@@ -135,11 +136,25 @@ class KillableDispatcher(dp.DispatcherClient):
     """A ``DispatcherClient`` that sends nothing once its switch is thrown. ``held``: the units it
     leased and that are not yet completed, released or fenced (unit -> attempt)."""
 
-    def __init__(self, base_url: str, *, switch: KillSwitch, config: runner.WorkerConfig) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        switch: KillSwitch,
+        config: runner.WorkerConfig,
+        cheater: cheats.Cheater | None = None,
+    ) -> None:
         c = config
         super().__init__(base_url, namespace=c.namespace, name=c.job, car=c.car, owner=c.owner, token=c.token)
         self.switch = switch
+        self.cheater = cheater
         self.held: dict[int, int] = {}
+
+    def complete(self, lease: dp.Lease, *, result: dict[str, Any], output_hash: str) -> dp.CommitReply:
+        if self.cheater is not None:  # a lying car changes its result just before it sends it
+            result = self.cheater.tell(result)
+            output_hash = workloads.output_hash(result)
+        return super().complete(lease, result=result, output_hash=output_hash)
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         self.switch.check(path)  # every request passes here: checked at the last moment
@@ -208,6 +223,7 @@ class Run:
     pod: str
     config: runner.WorkerConfig
     make_triton: Callable[[str, KillSwitch], TritonClient]
+    cheater: cheats.Cheater | None = None
     stop: threading.Event = dataclasses.field(default_factory=threading.Event)
     switch: KillSwitch = dataclasses.field(default_factory=KillSwitch)
     worker: runner.Worker | None = None
@@ -219,7 +235,9 @@ class Run:
     def _main(self) -> None:
         config = self.config
         try:
-            dispatcher = KillableDispatcher(config.dispatcher_url, switch=self.switch, config=config)
+            dispatcher = KillableDispatcher(
+                config.dispatcher_url, switch=self.switch, config=config, cheater=self.cheater
+            )
             triton = self.make_triton(config.triton_url, self.switch)
             self.worker = runner.Worker(config, stop=self.stop, dispatcher=dispatcher, triton=triton)
             self.code = self.worker.run()
@@ -252,8 +270,11 @@ class WorkerPool:
         max_workers: int = 8,
         say: Callable[[str], None] = log.info,
         make_triton: Callable[[str, KillSwitch], TritonClient] = KillableTriton,
+        cheaters: Mapping[str, cheats.Cheater] | None = None,
     ) -> None:
         self.cars, self.blocked, self.triton_url, self.make_triton = cars, blocked, triton_url, make_triton
+        self.cheaters = dict(cheaters or {})
+        """Car -> how it lies (``sim.cheats``); the other cars are honest."""
         self.max_workers, self.say = max_workers, say
         self.totals = Totals()
         self.running: dict[str, Run] = {}
@@ -278,7 +299,13 @@ class WorkerPool:
                 self.totals.refused += 1
                 self.say(f"[sim] worker refused: {error}")
                 return
-            self.waiting[uid] = Run(uid=uid, pod=pod_name(pod), config=config, make_triton=self.make_triton)
+            self.waiting[uid] = Run(
+                uid=uid,
+                pod=pod_name(pod),
+                config=config,
+                make_triton=self.make_triton,
+                cheater=self.cheaters.get(config.car),
+            )
         self.check()
 
     def sync(self, pods: list[dict[str, Any]]) -> None:

@@ -1,0 +1,89 @@
+"""The dispatcher's part in trusting nothing a car says: results compared within the job's
+tolerance, the owner taken from the operator's view (not the request), quarantined cars refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from curbside_operator.dispatch import results
+from curbside_operator.dispatch.ledger import CarFacts
+from curbside_operator.dispatch.server import Dispatcher
+from tests.unit.dispatch.test_server import SECRET, Client, Harness, spec
+
+TRUST = "/v1/jobs/demo/trust"
+REDUNDANCY = {"replicas": 2, "quorum": 2, "tolerance": 0.01, "quarantineAfter": 1}
+
+
+class TrustHarness(Harness):
+    """The harness with a replicated job and a fleet directory the test fills in."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(tmp_path)
+        self.fleet: dict[str, CarFacts] = {}
+        self.dispatcher.close()  # the plain harness's: this one knows the fleet
+        self.dispatcher = Dispatcher(
+            self.ledger, secret=SECRET, stores=lambda uri: self.store, clock=self.clock, cars=self.fleet.get
+        )
+        self.key = self.dispatcher.register_job("demo", "trust", "uid-2", spec(redundancy=REDUNDANCY))
+
+    async def call(self, client: Client, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        response = await client.post(f"{TRUST}{path}", data=json.dumps(body), headers=self.auth(body["car"]))
+        return response.status, (await response.json() if response.status != 204 else None)
+
+    async def finish(self, client: Client, car: str, result: dict[str, Any]) -> tuple[int, Any]:
+        status, lease = await self.call(client, "/lease", {"car": car, "owner": "claimed"})
+        assert status == 200, lease
+        body = {
+            "car": car,
+            "attempt": lease["attempt"],
+            "outputHash": results.output_hash(result),
+            "result": result,
+        }
+        return await self.call(client, f"/units/{lease['unit']}/complete", body)
+
+
+def test_results_within_tolerance_agree_and_the_first_one_is_published(tmp_path: Path) -> None:
+    h = TrustHarness(tmp_path)
+    h.fleet.update(a=CarFacts(owner="alice"), b=CarFacts(owner="bob"))
+    first, close = {"snr": [12.5, 3.0]}, {"snr": [12.505, 3.001]}
+
+    async def scenario(client: Client) -> None:
+        status, answer = await h.finish(client, "a", first)
+        assert (status, answer["committed"]) == (200, False)
+        status, answer = await h.finish(client, "b", close)
+        assert (status, answer["committed"]) == (200, True)
+        assert h.store.read("demo", "trust", 0) == first
+
+    h.run(scenario)
+
+
+def test_the_owner_comes_from_the_fleet_not_from_the_car(tmp_path: Path) -> None:
+    h = TrustHarness(tmp_path)
+    h.fleet.update(a=CarFacts(owner="alice"), a2=CarFacts(owner="alice"))
+
+    async def scenario(client: Client) -> None:
+        await h.finish(client, "a", {"x": 1})
+        status, _ = await h.call(client, "/lease", {"car": "a2", "owner": "someone-else"})
+        assert status == 200  # unit 1: unit 0 already has a result from alice's cars
+        status, answer = await h.call(client, "/lease", {"car": "stranger", "owner": "bob"})
+        assert status == 403
+        assert "not a VehicleNode" in answer["message"]
+
+    h.run(scenario)
+
+
+def test_an_outvoted_car_is_quarantined_and_refused(tmp_path: Path) -> None:
+    h = TrustHarness(tmp_path)
+    h.fleet.update(bad=CarFacts(owner="o1"), b=CarFacts(owner="o2"), c=CarFacts(owner="o3"))
+
+    async def scenario(client: Client) -> None:
+        await h.finish(client, "bad", {"x": 99})
+        await h.finish(client, "b", {"x": 1})
+        status, answer = await h.finish(client, "c", {"x": 1.001})
+        assert (status, answer["committed"]) == (200, True)
+        status, answer = await h.call(client, "/lease", {"car": "bad", "owner": "o1"})
+        assert (status, answer["error"]) == (403, "Quarantined")
+
+    h.run(scenario)
