@@ -59,6 +59,10 @@ class Summary(Protocol):
     @property
     def attempts(self) -> int: ...
     @property
+    def results(self) -> int: ...
+    @property
+    def verified(self) -> int: ...
+    @property
     def done(self) -> bool: ...
 
 
@@ -261,6 +265,7 @@ def _status(
         after.completions = ij.completions_text(units)
         after.cars_in_use = len(summary.cars_in_use)
         after.departures_handled = summary.departures
+        after.reruns, after.results, after.verified_units = summary.reruns, summary.results, summary.verified
         if summary.attempts and after.start_time is None:
             after.start_time = now.replace(microsecond=0)
         if summary.done:

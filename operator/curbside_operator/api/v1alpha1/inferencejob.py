@@ -295,6 +295,17 @@ class InferenceJobStatus(base.ApiModel):
     departures_handled: int = pydantic.Field(
         0, ge=0, description="Times a car left and its units were moved."
     )
+    reruns: int = pydantic.Field(
+        0,
+        ge=0,
+        description="Attempts that ended without a result (car left, deadline, error): work done again.",
+    )
+    results: int = pydantic.Field(
+        0, ge=0, description="Results cars sent, replicas and check units included."
+    )
+    verified_units: int = pydantic.Field(
+        0, ge=0, description="Units whose result an independent car confirmed (redundancy.replicas > 1)."
+    )
     start_time: datetime | None = pydantic.Field(None, description="When the first unit was leased.")
     completion_time: datetime | None = pydantic.Field(None, description="When the job succeeded or failed.")
     conditions: list[conds.Condition] = conds.list_field("Running, Succeeded (the summary) and Failed.")
