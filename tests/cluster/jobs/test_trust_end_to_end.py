@@ -217,13 +217,21 @@ def test_cheating_cars_are_caught_and_no_forged_value_is_accepted(
     finally:
         operator.start()
 
-    assert committed.isdisjoint(forged), "a forged result was accepted"
-    honest_caught = {car: why for car, why in quarantined.items() if car in set(names) - set(liars)}
-    assert honest_caught == {}, f"honest cars quarantined: {honest_caught}"
     told_enough = {car for car, n in lies.items() if n >= QUARANTINE_AFTER}
+    honest_caught = {car: why for car, why in quarantined.items() if car in set(names) - set(liars)}
+    print(
+        f"\n{UNITS} units on {CARS} cars in {wall:.0f}s; liars {dict(collections.Counter(liars.values()))}; "
+        f"lies told by liar {dict(lies)}, accepted {len(committed & forged)}; quarantined {len(quarantined)} "
+        f"(results each sent: {sorted(sent[c] for c in quarantined)}); "
+        f"honest quarantined {len(honest_caught)}; "
+        f"overhead by fifths {[f'{x:.0%}' for x in curve]}; pool: {pool.summary()}",
+        flush=True,
+    )
+    assert committed.isdisjoint(forged), "a forged result was accepted"
+    assert honest_caught == {}, f"honest cars quarantined: {honest_caught}"
     assert told_enough <= set(quarantined), f"liars not quarantined: {told_enough - set(quarantined)}"
+    assert len(told_enough) >= 5, f"too few liars got enough work to prove anything: {dict(lies)}"
     assert max((sent[car] for car in liars if car in quarantined), default=0) <= 50
-    assert len(set(liars) & set(quarantined)) >= 0.75 * len(liars), (len(liars), sorted(quarantined))
     assert same_owner == [], f"one owner sent two results of a unit: {same_owner[:3]}"
     assert all(credit.get(car, 0.0) == 0.0 for car, mode in liars.items() if mode in ("perturb", "random"))
     assert curve[-1] < 0.15, f"replication overhead by fifths of the job: {curve}"
@@ -240,10 +248,3 @@ def test_cheating_cars_are_caught_and_no_forged_value_is_accepted(
         ]
         missed += len(seti.match(truth, found).missed)
     assert missed == 0
-
-    print(
-        f"\n{UNITS} units on {CARS} cars in {wall:.0f}s; liars {dict(collections.Counter(liars.values()))}, "
-        f"quarantined {len(quarantined)} (results before: {sorted(sent[c] for c in quarantined)}); "
-        f"lies told {sum(lies.values())}, accepted 0; overhead by fifths {[f'{x:.0%}' for x in curve]}; "
-        f"pool: {pool.summary()}"
-    )
