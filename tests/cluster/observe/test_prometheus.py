@@ -39,7 +39,7 @@ from curbside_operator import metrics as m
 from curbside_testbed import bed, fleet
 from tests.cluster import wait
 from tests.cluster.fleet.conftest import CHARGING, Cars, OperatorProcess, bring_up
-from tests.cluster.jobs.conftest import job_body, jobs_path, placed_pods, pods
+from tests.cluster.jobs.conftest import job_body, jobs_path, pods
 from tests.cluster.observe import prometheus as prom
 from tests.unit.chart import helm as h
 
@@ -135,8 +135,10 @@ def test_every_dashboard_panel_has_data_in_a_real_prometheus(
     leave["spec"]["output"]["uri"] = (tmp_path / "leave").as_uri()
     r = api.post(jobs_path(namespace), json=leave)
     assert r.status_code == 201, r.text
-    assert {p["spec"]["nodeName"] for p in placed_pods(api, namespace, "leave", len(SCRIPTED))} == set(
-        SCRIPTED
+    wait.until(
+        lambda: {p["spec"]["nodeName"] for p in pods(api, namespace, "leave")} == set(SCRIPTED),
+        timeout=90,
+        what="a pod of job leave on each scripted car",
     )
     for car in SCRIPTED:
         cars.report(car, state="Driving", charging=False, network="Metered")
