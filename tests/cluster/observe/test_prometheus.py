@@ -4,18 +4,19 @@ during a short simulated run, and every panel of every generated dashboard finds
 Debian's ``prometheus`` runs on loopback, scraping the operator's ``/metrics`` and the fleet
 simulator's (``curbside sim --metrics-port``: the real agents of 40 cars and the real workers
 it runs for the operator's inference pods, against a real Triton). The simulated morning
-starts as commuters leave, on a fast clock, while an InferenceJob runs on the simulated cars:
-cars report, go ineligible, leave, workers commit. The simulated clock is far from the wall
+starts as commuters leave, on a fast clock, while an InferenceJob runs on the simulated cars
+(two agreeing replicas per unit, so owners earn credit): cars report, go ineligible, leave,
+workers commit. The simulated clock is far from the wall
 clock, so the operator (rightly) times no reaction to the simulated cars' reports; two
 scripted cars in a region of their own report in wall time and drive off holding a second
 job's pods, so the reaction latencies are real too. Then every query of every panel goes
 through Prometheus' HTTP API as Grafana would send it (instant for stat and bar panels, a
 range over the run otherwise, ``$__rate_interval`` filled in) and must return a finite sample.
 
-Issue 7 (credit, quarantine, result validation) declares metrics the job side does not set yet:
-their panels are listed in ``AWAITING_ISSUE_7`` and must return *no* data, so this test fails
-the day they are populated and the list must shrink. ``curbside_cars_quarantined`` is not in
-it: an unlabelled gauge is exported as 0 from the start, which is true (nobody is quarantined).
+Issue 7 (credit, quarantine, result validation) sets the owners' credit and the quarantined
+cars from the ledger; two of its metrics are declared but nothing sets them yet (results by
+verdict, replication overhead): their panels are listed in ``AWAITING_ISSUE_7`` and must return
+*no* data, so this test fails the day they are populated and the list must shrink.
 
 The alert rules are checked the same way: ``promtool check rules`` on the rule groups of the
 chart's rendered PrometheusRule, and every alert expression evaluated by the live server.
@@ -43,7 +44,7 @@ from tests.cluster.jobs.conftest import job_body, jobs_path, pods
 from tests.cluster.observe import prometheus as prom
 from tests.unit.chart import helm as h
 
-AWAITING_ISSUE_7 = frozenset({m.CREDIT_NAME, m.RESULTS_NAME, m.REPLICATION_OVERHEAD_NAME})
+AWAITING_ISSUE_7 = frozenset({m.RESULTS_NAME, m.REPLICATION_OVERHEAD_NAME})
 """Issue 7's metrics that nothing sets yet: their panels must stay empty until the lead fills them."""
 
 CARS, SEED, SPEED = 40, 3, 120.0
@@ -120,8 +121,16 @@ def test_every_dashboard_panel_has_data_in_a_real_prometheus(
     sim, log = simulator
     since = time.time() - 30
     # The simulated cars' job stays in the test bed's regions: the scripted cars' slots stay free.
+    # Two agreeing replicas per unit: validated results, so the owners earn credit.
     placement = {"maxCars": 12, "regions": list(fleet.REGIONS)}
-    body = job_body("observe", units=600, placement=placement, unitTimeoutSeconds=30, maxAttempts=10)
+    body = job_body(
+        "observe",
+        units=300,
+        placement=placement,
+        redundancy={"replicas": 2, "quorum": 2},
+        unitTimeoutSeconds=30,
+        maxAttempts=10,
+    )
     body["spec"]["input"]["generated"].update(seed=SEED, parameters=SMALL)
     body["spec"]["output"]["uri"] = (tmp_path / "results").as_uri()
     r = api.post(jobs_path(namespace), json=body)
