@@ -8,8 +8,9 @@ how often to renew its Lease, where to serve its metrics. Everything it does is 
 1. Read the car's VehicleNode (a read, with the car's own credentials): the owner's policy
    from ``spec.policy``, and the last status the agent reported, so a restarted agent does not
    rewrite an unchanged status.
-2. Serve Prometheus metrics (``metrics.REGISTRY``) on loopback only: the car's exporter is
-   for a local scraper or a port-forward, never the car's networks.
+2. Serve Prometheus metrics (``metrics.REGISTRY``) on ``--metrics-host`` (loopback unless
+   told otherwise: the car's exporter is for a local scraper or a port-forward, never the
+   car's networks; the chart binds the pod IP so Prometheus reaches it over the pod network).
 3. Poll the signals every ``--poll-seconds`` and step (``Agent.run``); re-read the policy every
    ``--policy-seconds`` so an owner's change takes effect without a restart.
 4. Stop cleanly on SIGTERM/SIGINT.
@@ -31,8 +32,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import prometheus_client
 
 from curbside_agent import agent, credentials, interlock, kube, metrics, policy, status
 from curbside_agent.signals import sources
@@ -58,7 +57,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", type=Path, help="credentials (default: $KUBECONFIG, else in-cluster)")
     p.add_argument("--lease-seconds", type=int, default=10, help="Lease renewal period, seconds (default 10)")
     p.add_argument("--lease-namespace", default=kube.LEASE_NAMESPACE, help="namespace of car Leases")
-    p.add_argument("--metrics-port", type=int, default=9464, help="loopback metrics port (0: none)")
+    p.add_argument("--metrics-port", type=int, default=9464, help="Prometheus metrics port (0: none)")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics port listens on")
     p.add_argument("--poll-seconds", type=float, default=0.1, help="how often to read the signals")
     p.add_argument("--policy-seconds", type=float, default=60.0, help="how often to re-read the policy")
     p.add_argument("--grace-seconds", type=float, default=2.0, help="SIGTERM to SIGKILL for local work")
@@ -173,13 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(parser(), argv)
     if isinstance(args, int):
         return args
-    server = None
-    if args.metrics_port:
-        server, _ = prometheus_client.start_http_server(
-            args.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY
-        )
+    stop_metrics = metrics.serve(args.metrics_port, args.metrics_host) if args.metrics_port else None
     try:
         return until_signalled(lambda stop: run(args, stop=stop))
     finally:
-        if server is not None:
-            server.shutdown()
+        if stop_metrics is not None:
+            stop_metrics()

@@ -11,11 +11,16 @@ simulator runs thousands of agents (and possibly the operator) in one process, a
 agent's exporter should serve only agent metrics. Nothing is labelled by car: in the
 simulator the values are fleet totals (``curbside_agent_eligible`` is then the number of
 eligible simulated cars), on a real car they are that car's.
+
+``serve`` is how every Curbside process on the car side exposes them: the agent (this
+registry), the worker (its own) and the simulator (both on one port).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -101,3 +106,21 @@ ALL_NAMES: tuple[str, ...] = (
     ELIGIBLE_NAME,
 )
 """Every metric name this module declares (checked by a unit test against the registry)."""
+
+
+def serve(port: int, host: str = "127.0.0.1", *registries: CollectorRegistry) -> Callable[[], None]:
+    """Serve ``registries`` (default: the agent's) as one /metrics page on ``host:port``; return
+    a function that stops it. Loopback by default: a car's exporter is for a local scraper or a
+    port-forward; the chart binds the agent's pod IP (the cluster's pod network, never the
+    car's own networks)."""
+    served = CollectorRegistry()
+    for registry in registries or (REGISTRY,):
+        served.register(registry)
+    server, thread = start_http_server(port, addr=host, registry=served)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop

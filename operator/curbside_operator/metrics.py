@@ -26,8 +26,13 @@ DEPARTURE_REACTION_NAME = "curbside_departure_reaction_seconds"
 UNITS_NAME = "curbside_job_units"
 UNITS_EXPIRED_NAME = "curbside_unit_leases_expired_total"
 JOBS_NAME = "curbside_inference_jobs"
+INELIGIBLE_NAME = "curbside_vehiclenodes_ineligible"
+LEDGER_SIZE_NAME = "curbside_ledger_size_bytes"
+# Credit and trust (issue 7), from the ledger.
 CREDIT_NAME = "curbside_owner_credit_seconds"
 QUARANTINED_NAME = "curbside_cars_quarantined"
+RESULTS_NAME = "curbside_unit_results_total"
+REPLICATION_OVERHEAD_NAME = "curbside_replication_overhead_ratio"
 
 RECONCILE_DURATION = prometheus_client.Histogram(
     RECONCILE_DURATION_NAME,
@@ -52,6 +57,12 @@ VEHICLENODES = prometheus_client.Gauge(
     VEHICLENODES_NAME,
     "Cars by reported state and eligibility.",
     ["state", "eligible"],
+    registry=REGISTRY,
+)
+INELIGIBLE = prometheus_client.Gauge(
+    INELIGIBLE_NAME,
+    "Cars the operator judges ineligible, by reason (a car with several reasons counts under each).",
+    ["reason"],
     registry=REGISTRY,
 )
 SILENT_CARS = prometheus_client.Gauge(
@@ -109,6 +120,11 @@ JOBS = prometheus_client.Gauge(
     ["phase"],
     registry=REGISTRY,
 )
+LEDGER_SIZE = prometheus_client.Gauge(
+    LEDGER_SIZE_NAME,
+    "Bytes of the work-unit ledger on disk (the SQLite file and its write-ahead log), read at scrape time.",
+    registry=REGISTRY,
+)
 CREDIT = prometheus_client.Gauge(
     CREDIT_NAME,
     "Validated compute-seconds (normalised to a 100-TOPS accelerator) credited to each owner's cars.",
@@ -118,5 +134,17 @@ CREDIT = prometheus_client.Gauge(
 QUARANTINED = prometheus_client.Gauge(
     QUARANTINED_NAME,
     "Cars quarantined for wrong results (they get no work).",
+    registry=REGISTRY,
+)
+RESULTS = prometheus_client.Counter(
+    RESULTS_NAME,
+    "Unit results judged by validation, by verdict (valid, invalid, inconclusive).",
+    ["verdict"],
+    registry=REGISTRY,
+)
+REPLICATION_OVERHEAD = prometheus_client.Gauge(
+    REPLICATION_OVERHEAD_NAME,
+    "Extra results beyond one per unit, divided by the units succeeded, per job.",
+    ["namespace", "job"],
     registry=REGISTRY,
 )

@@ -112,6 +112,13 @@ class OperatorConfig(pydantic.BaseModel):
     metrics_port: int = pydantic.Field(
         0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint (0: not served)."
     )
+    metrics_host: str = pydantic.Field(
+        "127.0.0.1",
+        description=(
+            "Address the /metrics endpoint listens on: loopback for a local run; the chart sets "
+            "0.0.0.0 so Prometheus reaches it through the metrics Service."
+        ),
+    )
 
     @property
     def model_names(self) -> frozenset[str]:

@@ -1,7 +1,10 @@
-"""Wait for a condition with a timeout: the only way cluster tests wait (never a bare sleep)."""
+"""Wait for a condition with a timeout: the only way cluster tests wait (never a bare sleep);
+and stop a child process, waiting for it with a timeout."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,3 +26,14 @@ def until(predicate: Callable[[], T], *, timeout: float, what: str, interval: fl
         time.sleep(interval)
         last = predicate()
     return last
+
+
+def terminate(proc: subprocess.Popen[bytes], *, timeout: float = 60) -> int:
+    """SIGTERM a child process and wait for it; SIGKILL it after ``timeout``. Its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()

@@ -24,6 +24,9 @@ Real work (``--triton-url``, or ``--serve-models`` to start a PyTriton server he
 simulator also plays its cars' kubelets for Curbside's inference pods (``workers``), running
 the real worker for each pod bound to one of its cars and killing it mid-unit when the car
 drives away, falls asleep or vanishes; the summary line then counts workers and commits.
+
+``--metrics-port`` serves the agents' and the workers' metrics on one page (fleet totals: no
+metric is labelled by car), so a Prometheus can scrape a simulated fleet as it would a real one.
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from curbside_agent import agent, cli, credentials, interlock, kube, policy, state
+from curbside_agent import agent, cli, credentials, interlock, kube, metrics, policy, state
 from curbside_agent.models import serve
 from curbside_agent.signals import sources
 from curbside_agent.sim import driver, enroll, mobility, workers
+from curbside_agent.worker import metrics as worker_metrics
 from curbside_agent.worker.triton import TritonUnavailable
 from curbside_operator.api.v1alpha1 import vehiclenode
 
@@ -109,6 +113,10 @@ def parser() -> argparse.ArgumentParser:
         help="start a PyTriton server here with these models (comma-separated) and use it as --triton-url",
     )
     p.add_argument("--max-workers", type=int, default=8, help="workers running at once, at most")
+    p.add_argument(
+        "--metrics-port", type=int, default=0, help="serve the agents' and workers' metrics here (0: none)"
+    )
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address the metrics port listens on")
     p.add_argument("--verbose", action="store_true")
     return p
 
@@ -336,7 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
 
-    return cli.until_signalled(work)
+    served = (worker_metrics.REGISTRY, metrics.REGISTRY)
+    stop_metrics = metrics.serve(args.metrics_port, args.metrics_host, *served) if args.metrics_port else None
+    try:
+        return cli.until_signalled(work)
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()
 
 
 if __name__ == "__main__":

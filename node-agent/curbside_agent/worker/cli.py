@@ -4,6 +4,9 @@ Why this exists: the operator's pod template sets the worker's configuration thr
 environment variables (the token from a mounted Secret file), and people debugging a car run
 the same thing with flags. Every flag has a ``CURBSIDE_*`` variable; a flag wins.
 
+``--metrics-port`` serves the worker's metrics (units by outcome, inference latency, Triton
+errors) on ``--metrics-host``, loopback unless told otherwise.
+
 SIGTERM and SIGINT set the worker's stop event: the kubelet's and the car interlock's stop
 both end in a released lease and exit code 0 well inside a pod's grace period.
 """
@@ -19,6 +22,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from curbside_agent import metrics as agent_metrics
+from curbside_agent.worker import metrics
 from curbside_agent.worker.runner import Worker, WorkerConfig
 
 ENV_PREFIX = "CURBSIDE_"
@@ -52,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
     add("--max-units", help="exit after committing this many units", type=int)
     add("--idle-exit", help="exit after this many seconds without work", type=float)
     add("--ready-timeout", default="300", help="seconds to wait for Triton", type=float)
+    add("--metrics-port", default="0", help="Prometheus metrics port (0: none)", type=int)
+    add("--metrics-host", default="127.0.0.1", help="address the metrics port listens on")
     add("--log-level", default="INFO", help="logging level")
     return p
 
@@ -108,11 +115,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    stop_metrics = (
+        agent_metrics.serve(args.metrics_port, args.metrics_host, metrics.REGISTRY)
+        if args.metrics_port
+        else None
+    )
     worker = Worker(config, stop=stop)
     try:
         code = worker.run()
     finally:
         worker.close()
+        if stop_metrics is not None:
+            stop_metrics()
     stats = worker.stats
     logging.getLogger(__name__).info(
         "exit %d: committed %d (%d duplicate), released %d, fenced %d, items %d",

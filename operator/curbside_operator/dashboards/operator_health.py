@@ -1,8 +1,8 @@
-"""Operator health: reconcile latency and errors, and the writes the operator sends.
+"""Operator health: reconcile latency and errors, the writes the operator sends, the ledger.
 
 Whether the operator keeps up (reconcile latency per kind), fails (errors by kind and
-reason), and how much it costs the API server (writes per resource and verb: an unchanged
-car should cost none, DESIGN §8).
+reason), how much it costs the API server (writes per resource and verb: an unchanged car
+should cost none, DESIGN §8), and how large its work-unit ledger grows on its volume.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def dashboard() -> Dashboard:
         p.new(
             "curbside-operator",
             "Curbside / Operator health",
-            "Reconcile latency and errors, API writes by resource and verb.",
+            "Reconcile latency and errors, API writes by resource and verb, ledger size.",
         )
         .with_row(p.row("Reconcile"))
         .with_panel(
@@ -44,8 +44,11 @@ def dashboard() -> Dashboard:
                 "Reconcile errors",
                 "Failed reconciliations per second, by kind and error type.",
                 "ops",
+                # A kind reconciled without a single error shows as 0 (the error counter has no
+                # series before its first error), not as "No data".
                 p.query(
-                    f"sum by (kind, reason) (rate({m.RECONCILE_ERRORS_NAME}[$__rate_interval]))",
+                    f"sum by (kind, reason) (rate({m.RECONCILE_ERRORS_NAME}[$__rate_interval])) or on (kind) "
+                    f"(sum by (kind) (rate({m.RECONCILE_DURATION_NAME}_count[$__rate_interval])) * 0)",
                     "{{kind}} {{reason}}",
                 ),
             )
@@ -59,6 +62,17 @@ def dashboard() -> Dashboard:
                     f"sum by (resource, verb) (rate({m.API_WRITES_NAME}[$__rate_interval]))",
                     "{{verb}} {{resource}}",
                 ),
+            )
+        )
+        .with_row(p.row("Ledger"))
+        .with_panel(
+            p.series(
+                "Ledger size",
+                "Bytes of the work-unit ledger on the operator's volume (SQLite file and write-ahead "
+                "log): size the volume (operator.persistence.size) with room to grow.",
+                "bytes",
+                p.query(f"max({m.LEDGER_SIZE_NAME})", "ledger"),
+                width=24,
             )
         )
     )

@@ -7,9 +7,9 @@ each dashboard module a readable list of questions and queries.
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import bargauge, heatmap, prometheus, stat, timeseries
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
-from grafana_foundation_sdk.builders import heatmap, prometheus, stat, timeseries
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
@@ -73,6 +73,25 @@ def single(title: str, description: str, unit: str, q: prometheus.Dataquery, *, 
         .datasource(DATASOURCE)
         .height(4)
         .span(width)
+        .with_target(q.instant())
+    )
+
+
+def ranking(
+    title: str, description: str, unit: str, q: prometheus.Dataquery, *, width: int = 12
+) -> bargauge.Panel:
+    """Horizontal bars, one per series of an instant query (a leaderboard: pair with ``topk``)."""
+    return (
+        bargauge.Panel()
+        .title(title)
+        .description(description)
+        .unit(unit)
+        .datasource(DATASOURCE)
+        .height(8)
+        .span(width)
+        .min(0)
+        .orientation(cm.VizOrientation.HORIZONTAL)
+        .display_mode(cm.BarGaugeDisplayMode.GRADIENT)
         .with_target(q.instant())
     )
 

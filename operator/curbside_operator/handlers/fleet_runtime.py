@@ -209,12 +209,17 @@ class FleetLoop:
 
     def _export_gauges(self) -> None:
         counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        reasons: collections.Counter[str] = collections.Counter({str(r): 0 for r in vn.IneligibleReason})
         for car in self.state.cars.values():
             op = car.status.operator
             counts[(str(car.status.state or "Unknown"), str(bool(op and op.eligible)).lower())] += 1
+            if op is not None and not op.eligible:
+                reasons.update(str(r) for r in op.reasons)
         metrics.VEHICLENODES.clear()
         for (st, eligible), n in counts.items():
             metrics.VEHICLENODES.labels(state=st, eligible=eligible).set(n)
+        for reason, n in reasons.items():  # every known reason, 0 included: a steady set of series
+            metrics.INELIGIBLE.labels(reason=reason).set(n)
 
     async def _reconcile(self, name: str, now: datetime) -> None:
         state = self.state

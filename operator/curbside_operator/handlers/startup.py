@@ -72,9 +72,21 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         asyncio.create_task(job_loop.run(), name="curbside-job-loop"),
         asyncio.create_task(standings.StandingsSync(state, dispatcher).run(), name="curbside-standings"),
     ]
+    metrics.LEDGER_SIZE.set_function(lambda: _file_bytes(config.ledger_path))
     if config.metrics_port:
-        prometheus_client.start_http_server(config.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
+        prometheus_client.start_http_server(
+            config.metrics_port, addr=config.metrics_host, registry=metrics.REGISTRY
+        )
     log.info("curbside operator started: %s", config.model_dump())
+
+
+def _file_bytes(ledger_path: str) -> float:
+    """Bytes of the ledger on disk: the SQLite file and its write-ahead log (0 for a missing one)."""
+    total = 0
+    for path in (ledger_path, ledger_path + "-wal"):
+        with contextlib.suppress(OSError):
+            total += os.stat(path).st_size
+    return float(total)
 
 
 def _token_secret(config: operator_settings.OperatorConfig) -> bytes:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -319,13 +318,7 @@ def test_simulated_cars_run_real_work_and_a_departure_kills_it(
         assert not [c for c in calls.of("complete", car=leaver) if c[0] > killed_at]
         assert not calls.of("complete", job=slow)
     finally:
-        if sim.poll() is None:
-            sim.send_signal(signal.SIGTERM)
-        try:
-            sim.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait()
+        wait.terminate(sim)
     output = log.read_text()
     print("\n" + output[-3000:])
     assert sim.returncode == 0, output[-3000:]

@@ -115,6 +115,7 @@ def test_values_expose_every_operator_setting() -> None:
         "dispatcher_host",
         "dispatcher_port",
         "dispatcher_url",
+        "metrics_host",
         "metrics_port",
         "worker_image",
     }
@@ -140,6 +141,7 @@ def test_operator_deployment_shape() -> None:
     env = operator_env(docs)
     assert ports["dispatcher"] == int(env["CURBSIDE_DISPATCHER_PORT"]) == 8470
     assert ports["metrics"] == int(env["CURBSIDE_METRICS_PORT"])
+    assert env["CURBSIDE_METRICS_HOST"] == "0.0.0.0"  # reachable through the metrics Service
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "dispatcher"}
     assert container["startupProbe"]["httpGet"]["port"] == "dispatcher"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
@@ -198,6 +200,31 @@ def test_agent_daemonset_runs_on_car_nodes_only() -> None:
     assert args[0] == "agent"
     assert "--vehicle=$(NODE_NAME)" in args
     assert "--lease-namespace=curbside-cars" in args
+
+
+def test_agent_metrics_listen_on_the_pod_ip() -> None:
+    """Not loopback (Prometheus could not reach it), not the node's IP (the car's networks)."""
+    container = one(h.render(), "DaemonSet", "-agent")["spec"]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert "--metrics-host=$(POD_IP)" in args
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    port = next(a for a in args if a.startswith("--metrics-port=")).split("=", 1)[1]
+    assert [p for p in container["ports"] if p["name"] == "metrics"] == [
+        {"name": "metrics", "containerPort": int(port), "protocol": "TCP"}
+    ]
+    off = one(h.render(sets={"agent.metricsPort": "0"}), "DaemonSet", "-agent")
+    assert "ports" not in off["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_agent_pod_monitor_scrapes_the_agents_metrics_port() -> None:
+    docs = h.render(h.CHART / "ci" / "monitoring-values.yaml")
+    monitor = one(docs, "PodMonitor", "-agent")
+    pod = one(docs, "DaemonSet", "-agent")["spec"]["template"]
+    assert set(monitor["spec"]["selector"]["matchLabels"].items()) <= set(pod["metadata"]["labels"].items())
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert not by_kind(h.render(), "PodMonitor")  # off by default
 
 
 @pytest.mark.parametrize(
@@ -271,6 +298,12 @@ def test_rbac_is_config_rbac() -> None:
         for subject in binding["subjects"]:
             if subject["kind"] == "ServiceAccount":
                 assert subject["namespace"] == "curbside-system"
+    tokenreviews = {
+        "apiGroups": ["authentication.k8s.io"],
+        "resources": ["tokenreviews"],
+        "verbs": ["create"],
+    }
+    assert tokenreviews in _rules(one(docs, "ClusterRole", "-operator"))  # the dispatcher's callers
     group = one(docs, "RoleBinding", "-cars-create-lease")["subjects"]
     assert group == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "curbside:cars"}]
 

@@ -2,8 +2,9 @@
 
 The chart's ``dashboards/*.json`` must be exactly what ``curbside_operator.dashboards``
 builds (``make verify`` runs the same check); every panel query names only metrics that
-``curbside_operator.metrics`` declares (the dashboards import its ``*_NAME`` constants, so a
-rename fails here, not in Grafana); every panel says what it shows.
+``curbside_operator.metrics``, the agent's or the worker's metric module declares (the
+dashboards import their ``*_NAME`` constants, so a rename fails here, not in Grafana); every
+declared metric is on a dashboard; every panel says what it shows.
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ from pathlib import Path
 
 import pytest
 
+from curbside_agent import metrics as agent_metrics
+from curbside_agent.worker import metrics as worker_metrics
 from curbside_operator import dashboards
 from curbside_operator import metrics as m
 
 REPO = Path(__file__).resolve().parents[3]
-DECLARED = {v for k, v in vars(m).items() if k.endswith("_NAME") and isinstance(v, str)}
+DECLARED = {
+    v
+    for module in (m, agent_metrics, worker_metrics)
+    for k, v in vars(module).items()
+    if k.endswith("_NAME") and isinstance(v, str)
+}
 
 
 def test_chart_copies_are_fresh() -> None:
@@ -47,7 +55,7 @@ def test_panels_query_declared_metrics(name: str) -> None:
     assert used
 
 
-def test_every_operator_metric_is_on_a_dashboard() -> None:
+def test_every_declared_metric_is_on_a_dashboard() -> None:
     used = {
         re.sub(r"_(bucket|count|sum)$", "", n)
         for name in dashboards.DASHBOARDS

@@ -38,6 +38,15 @@ def test_configuration_comes_from_the_environment_and_flags_win(
     assert (config.batch_size, config.max_units, config.triton_url) == (4, 9, "127.0.0.1:8001")
 
 
+def test_metrics_are_off_by_default_and_on_loopback_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = cli.parser().parse_args([])
+    assert (args.metrics_port, args.metrics_host) == (0, "127.0.0.1")
+    monkeypatch.setenv("CURBSIDE_METRICS_PORT", "9465")
+    monkeypatch.setenv("CURBSIDE_METRICS_HOST", "10.1.2.3")  # the pod IP, from the downward API
+    args = cli.parser().parse_args([])
+    assert (args.metrics_port, args.metrics_host) == (9465, "10.1.2.3")
+
+
 def test_missing_settings_are_named_and_exit_64(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--car=car-1", "--dispatcher-url=http://x"]) == 64
     error = capsys.readouterr().err
