@@ -365,8 +365,10 @@ class JobLoop:
         for phase, n in phases.items():
             metrics.JOBS.labels(phase=phase).set(n)
         metrics.UNITS.clear()
+        metrics.REPLICATION_OVERHEAD.clear()
         for key, s in summaries.items():
             ns, name, _ = key.split("/", 2)
+            metrics.REPLICATION_OVERHEAD.labels(namespace=ns, job=name).set(s.overhead)
             for state, n in (
                 ("pending", s.pending),
                 ("running", s.running),

@@ -85,6 +85,8 @@ class StandingsSync:
         self.flushed = time.monotonic()
         self.owners: dict[str, dict[str, float]] = {}
         """Owner -> car -> credit-seconds, for the leaderboard gauge."""
+        self.judged: dict[str, tuple[int, int]] = {}
+        """Car -> (valid, invalid) results as last read, for the verdict counter."""
 
     async def run(self) -> None:
         while True:
@@ -96,8 +98,13 @@ class StandingsSync:
 
     async def step(self) -> None:
         ledger = self.dispatcher.ledger
+        first = self.seq == 0
         self.seq, changed = await self.dispatcher.call(lambda: ledger.standings(self.seq))
         for s in changed:
+            valid, invalid = self.judged.get(s.car, (s.valid, s.invalid) if first else (0, 0))
+            metrics.RESULTS.labels(verdict="valid").inc(max(0, s.valid - valid))
+            metrics.RESULTS.labels(verdict="invalid").inc(max(0, s.invalid - invalid))
+            self.judged[s.car] = (s.valid, s.invalid)
             record = record_of(s)
             held = self.fleet.records.get(s.car)
             if held is None or held[0].level != record[0].level:

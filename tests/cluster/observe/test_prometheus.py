@@ -13,10 +13,8 @@ job's pods, so the reaction latencies are real too. Then every query of every pa
 through Prometheus' HTTP API as Grafana would send it (instant for stat and bar panels, a
 range over the run otherwise, ``$__rate_interval`` filled in) and must return a finite sample.
 
-Issue 7 (credit, quarantine, result validation) sets the owners' credit and the quarantined
-cars from the ledger; two of its metrics are declared but nothing sets them yet (results by
-verdict, replication overhead): their panels are listed in ``AWAITING_ISSUE_7`` and must return
-*no* data, so this test fails the day they are populated and the list must shrink.
+The simulated cars' job runs two agreeing replicas per unit, so the trust panels (owners'
+credit, results by verdict, replication overhead) have data too.
 
 The alert rules are checked the same way: ``promtool check rules`` on the rule groups of the
 chart's rendered PrometheusRule, and every alert expression evaluated by the live server.
@@ -36,16 +34,12 @@ import httpx
 import pytest
 
 from curbside_agent.models import serve
-from curbside_operator import metrics as m
 from curbside_testbed import bed, fleet
 from tests.cluster import wait
 from tests.cluster.fleet.conftest import CHARGING, Cars, OperatorProcess, bring_up
 from tests.cluster.jobs.conftest import job_body, jobs_path, pods
 from tests.cluster.observe import prometheus as prom
 from tests.unit.chart import helm as h
-
-AWAITING_ISSUE_7 = frozenset({m.RESULTS_NAME, m.REPLICATION_OVERHEAD_NAME})
-"""Issue 7's metrics that nothing sets yet: their panels must stay empty until the lead fills them."""
 
 CARS, SEED, SPEED = 40, 3, 120.0
 START = datetime(2025, 3, 3, 6, 30, tzinfo=UTC)  # a Monday: commuters leave within the run
@@ -106,10 +100,6 @@ def simulator(
         wait.terminate(sim)
 
 
-def expected_empty(panel: prom.Panel) -> bool:
-    return bool(prom.metric_names(panel.expr) & AWAITING_ISSUE_7)
-
-
 def test_every_dashboard_panel_has_data_in_a_real_prometheus(
     api: httpx.Client,
     namespace: str,
@@ -156,9 +146,7 @@ def test_every_dashboard_panel_has_data_in_a_real_prometheus(
     panels = prom.panels()
     assert len(panels) >= 40, len(panels)
     assert {p.dashboard for p in panels} == {"curbside-fleet", "curbside-jobs", "curbside-operator"}
-    awaiting = [p for p in panels if expected_empty(p)]
-    assert {n for p in awaiting for n in prom.metric_names(p.expr)} >= AWAITING_ISSUE_7
-    wanted = [p for p in panels if not expected_empty(p)]
+    wanted = list(panels)
     left: list[prom.Panel] = list(wanted)
 
     def all_have_data() -> bool:
@@ -180,9 +168,6 @@ def test_every_dashboard_panel_has_data_in_a_real_prometheus(
     assert up == {"curbside-operator": True, "curbside-sim": True}, up
     by_job = server.query('count by (job) ({__name__=~"curbside_(agent|worker)_.+"})')["result"]
     assert {s["metric"]["job"] for s in by_job} == {"curbside-sim"}
-    for panel in awaiting:  # issue 7: declared, not yet populated
-        got = server.panel(panel, since=since, step_s=STEP_S)
-        assert got["result"] == [], f"{panel} has data now: populated? drop it from AWAITING_ISSUE_7"
 
     # Every alert expression runs on the real engine (firing or not).
     groups = prom.rule_groups(h.render(h.CHART / "ci" / "monitoring-values.yaml"))
@@ -191,7 +176,7 @@ def test_every_dashboard_panel_has_data_in_a_real_prometheus(
 
     job = api.get(f"{jobs_path(namespace)}/observe").json()
     print(
-        f"\n{len(wanted)} panel queries with data after {took:.0f}s, {len(awaiting)} awaiting issue 7; "
+        f"\n{len(wanted)} panel queries with data after {took:.0f}s; "
         f"job status {json.dumps(job.get('status', {}).get('units'))}; "
         f"{[line for line in log.read_text().splitlines() if line.startswith('[sim] 2')][-1:]}"
     )
