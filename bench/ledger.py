@@ -23,13 +23,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from curbside_operator.api.v1alpha1 import inferencejob
-from curbside_operator.dispatch import results
-from curbside_operator.dispatch.server import Dispatcher, token_for
+from curbside_operator.dispatch import auth, results
+from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
+from curbside_operator.reconcile.placement import pod_name
 
 T0 = datetime(2025, 3, 3, tzinfo=UTC)
 JOB = "bench/job/1"
-SECRET = b"bench-secret-0123456789"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -71,7 +71,8 @@ async def over_http(folder: Path, *, units: int, cars: int, workers: int) -> Non
 
     ledger = SqliteLedger(folder / "http.db", durable=True)
     store = results.FolderResultStore(folder / "results")
-    dispatcher = Dispatcher(ledger, secret=SECRET, stores=lambda uri: store)
+    tokens = auth.StaticAuthenticator()  # in-process tokens: this measures the ledger, not TokenReview
+    dispatcher = Dispatcher(ledger, authenticator=tokens, pod_name=pod_name, stores=lambda uri: store)
     spec = inferencejob.InferenceJobSpec.model_validate(
         {"model": {"name": "m"}, "input": {"generated": {"units": units}}, "output": {"uri": "file:///x"}}
     )
@@ -86,7 +87,8 @@ async def over_http(folder: Path, *, units: int, cars: int, workers: int) -> Non
     async def worker(session: ClientSession, first: int) -> None:
         for n in range(first, cars, workers):
             car = f"car-{n}"
-            headers = {"Authorization": f"Bearer {token_for(SECRET, key, car)}"}
+            identity = auth.Identity("bench", "default", pod_name("job", car), f"uid-{n}", car)
+            headers = {"Authorization": f"Bearer {tokens.issue(identity)}"}
             base = f"http://127.0.0.1:{port}/v1/jobs/bench/job"
             while True:
                 t = time.perf_counter()

@@ -72,13 +72,6 @@ class OperatorConfig(pydantic.BaseModel):
         "/var/lib/curbside/ledger.sqlite3",
         description="The work-unit ledger's SQLite file (on the operator's volume; one writer).",
     )
-    token_secret_file: str | None = pydantic.Field(
-        None,
-        description=(
-            "File with the secret that signs workers' tokens. Unset: a 'token-secret' file next to "
-            "the ledger, created on first start, so tokens survive restarts."
-        ),
-    )
     dispatcher_port: int = pydantic.Field(
         8470, ge=0, le=65535, description="Port the dispatcher's HTTP API listens on (0: not served)."
     )

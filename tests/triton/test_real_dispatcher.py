@@ -16,9 +16,10 @@ import pytest
 from curbside_agent.models import minilm, serve
 from curbside_agent.worker import runner
 from curbside_operator.api.v1alpha1 import inferencejob
-from curbside_operator.dispatch import results
+from curbside_operator.dispatch import auth, results
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
+from curbside_operator.reconcile.placement import pod_name
 from tests.triton.conftest import LoopbackApp
 
 SENTENCES = [
@@ -32,8 +33,9 @@ class LiveDispatcher:
     def __init__(self, tmp_path: Path) -> None:
         self.store = results.FolderResultStore(tmp_path / "results", fsync=False)
         self.ledger = SqliteLedger(tmp_path / "ledger.db", durable=False)
+        self.tokens = auth.StaticAuthenticator()  # no cluster here: tokens issued in-process
         self.dispatcher = Dispatcher(
-            self.ledger, secret=b"a-secret-of-some-length", stores=lambda uri: self.store
+            self.ledger, authenticator=self.tokens, pod_name=pod_name, stores=lambda uri: self.store
         )
         spec = inferencejob.InferenceJobSpec.model_validate(
             {
@@ -69,7 +71,9 @@ def test_minilm_job_through_the_operators_dispatcher(
         job="minilm-embed",
         car="car-3",
         owner="dave",
-        token=live.dispatcher.token(live.key, "car-3"),
+        token=live.tokens.issue(
+            auth.Identity("demo", "default", pod_name("minilm-embed", "car-3"), "u", "car-3")
+        ),
         triton_url=triton.grpc_url,
         model=minilm.MODEL_NAME,
         idle_exit_s=0.0,

@@ -23,7 +23,9 @@ wall time.
 Real work (``--triton-url``, or ``--serve-models`` to start a PyTriton server here): the
 simulator also plays its cars' kubelets for Curbside's inference pods (``workers``), running
 the real worker for each pod bound to one of its cars and killing it mid-unit when the car
-drives away, falls asleep or vanishes; the summary line then counts workers and commits.
+drives away, falls asleep or vanishes; the summary line then counts workers and commits. The
+workers' pod-bound dispatcher tokens are requested with ``--kubeconfig``'s credentials
+(``tokens``: ``create`` on ``serviceaccounts/token``).
 
 ``--metrics-port`` serves the agents' and the workers' metrics on one page (fleet totals: no
 metric is labelled by car), so a Prometheus can scrape a simulated fleet as it would a real one.
@@ -49,7 +51,7 @@ from typing import Any, TextIO
 from curbside_agent import agent, cli, credentials, interlock, kube, metrics, policy, state
 from curbside_agent.models import serve
 from curbside_agent.signals import sources
-from curbside_agent.sim import driver, enroll, mobility, workers
+from curbside_agent.sim import driver, enroll, mobility, tokens, workers
 from curbside_agent.worker import metrics as worker_metrics
 from curbside_agent.worker.triton import TritonUnavailable
 from curbside_operator.api.v1alpha1 import vehiclenode
@@ -245,6 +247,7 @@ async def start_workers(
         triton_url=args.triton_url,
         max_workers=args.max_workers,
         say=lambda line: print(line, file=out, flush=True),
+        pod_tokens=tokens.PodTokens.from_credentials(creds),  # the dispatcher token, as a kubelet would
     )
     api = kube.Api(kube.connect(creds, max_connections=2))
     return pool, asyncio.create_task(workers.follow_pods(api, pool)), api

@@ -9,6 +9,8 @@ end to end. So the simulator plays its cars' kubelets for Curbside's pods:
   (all namespaces); the ``WorkerPool`` keeps those bound (``nodeName``) to its cars and runs
   one real ``worker.runner.Worker`` thread per pod, configured from the ``worker`` container's
   environment as ``curbside worker`` reads it, with the simulator's Triton (``worker_config``).
+  The pod's projected dispatcher token is requested and kept fresh by ``tokens.PodTokens``
+  (kwok has no kubelet to do it), and the worker reads it from the file that writes.
 - Pod deleted (or ``deletionTimestamp`` set): graceful stop, like the kubelet's SIGTERM; the
   worker releases its lease and returns.
 - Car driving, asleep or vanished (``blocked``): the worker is *killed* mid-unit, as when the
@@ -38,77 +40,17 @@ import httpx
 
 from curbside_agent import agent, kube
 from curbside_agent.models import workloads
-from curbside_agent.sim import cheats
+from curbside_agent.sim import cheats, tokens
+from curbside_agent.sim.podspec import PodError, ProjectedToken, pod_name, projected_token, worker_config
 from curbside_agent.worker import dispatcher as dp
 from curbside_agent.worker import runner
+from curbside_agent.worker.token import DispatcherToken
 from curbside_agent.worker.triton import Aborted, Arrays, TritonClient
 
 log = logging.getLogger(__name__)
 PODS = "/api/v1/pods"
 SELECTOR = "app.kubernetes.io/managed-by=curbside"
-CONTAINER = "worker"
 FINISHED = ("Succeeded", "Failed")
-REQUIRED = ("DISPATCHER_URL", "JOB_NAMESPACE", "JOB_NAME", "CAR", "TOKEN", "MODEL")
-NUMBERS: dict[str, tuple[str, Callable[[str], float]]] = {  # optional: the WorkerConfig field each sets
-    "BATCH_SIZE": ("batch_size", int),
-    "INFLIGHT": ("inflight", int),
-    "MAX_UNITS": ("max_units", int),
-    "IDLE_EXIT": ("idle_exit_s", float),
-    "READY_TIMEOUT": ("ready_timeout_s", float),
-}
-
-
-class PodError(ValueError):
-    """The pod cannot be run as a worker; the message names the pod and the variable."""
-
-
-def pod_name(pod: Mapping[str, Any]) -> str:
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
-def worker_config(pod: Mapping[str, Any], *, triton_url: str) -> runner.WorkerConfig:
-    """The ``WorkerConfig`` that ``curbside worker`` would build inside ``pod``, with ``triton_url``."""
-    where = pod_name(pod)
-    spec = pod.get("spec") or {}
-    found = [c for c in spec.get("containers") or [] if c.get("name") == CONTAINER]
-    if not found:
-        raise PodError(f"pod {where}: no container named {CONTAINER!r}")
-    env = {e["name"]: str(e["value"]) for e in found[0].get("env") or [] if "value" in e}
-    missing = [f"CURBSIDE_{key}" for key in REQUIRED if not env.get(f"CURBSIDE_{key}")]
-    if missing:  # a valueFrom is missing too: the simulator reads plain values only
-        raise PodError(f"pod {where}: container {CONTAINER!r} lacks {', '.join(missing)}")
-    car = env["CURBSIDE_CAR"]
-    if spec.get("nodeName") != car:
-        raise PodError(
-            f"pod {where}: CURBSIDE_CAR is {car!r} but the pod is bound to {spec.get('nodeName')!r}"
-        )
-    try:
-        workloads.workload(env["CURBSIDE_MODEL"])
-    except KeyError as error:
-        raise PodError(f"pod {where}: CURBSIDE_MODEL: {error.args[0]}") from None
-    numbers: dict[str, Any] = {}
-    for key, (field, kind) in NUMBERS.items():
-        text = env.get(f"CURBSIDE_{key}")
-        if text:
-            low = 1 if kind is int else 0
-            try:
-                numbers[field] = kind(text)
-            except ValueError:
-                numbers[field] = low - 1
-            if numbers[field] < low:
-                raise PodError(f"pod {where}: CURBSIDE_{key} is {text!r}, not a number >= {low}")
-    return runner.WorkerConfig(
-        dispatcher_url=env["CURBSIDE_DISPATCHER_URL"],
-        namespace=env["CURBSIDE_JOB_NAMESPACE"],
-        job=env["CURBSIDE_JOB_NAME"],
-        car=car,
-        owner=env.get("CURBSIDE_OWNER", ""),
-        token=env["CURBSIDE_TOKEN"],
-        triton_url=triton_url,
-        model=env["CURBSIDE_MODEL"],
-        **numbers,
-    )
 
 
 # -- killing a worker -----------------------------------------------------------------------------
@@ -144,8 +86,8 @@ class KillableDispatcher(dp.DispatcherClient):
         config: runner.WorkerConfig,
         cheater: cheats.Cheater | None = None,
     ) -> None:
-        c = config
-        super().__init__(base_url, namespace=c.namespace, name=c.job, car=c.car, owner=c.owner, token=c.token)
+        c, token = config, DispatcherToken(token=config.token or None, path=config.token_file)
+        super().__init__(base_url, namespace=c.namespace, name=c.job, car=c.car, owner=c.owner, token=token)
         self.switch = switch
         self.cheater = cheater
         self.held: dict[int, int] = {}
@@ -228,6 +170,8 @@ class Run:
     switch: KillSwitch = dataclasses.field(default_factory=KillSwitch)
     worker: runner.Worker | None = None
     code: int | None = None
+    projected: ProjectedToken | None = None
+    tokens: tokens.PodTokens | None = None
 
     def __post_init__(self) -> None:
         self.thread = threading.Thread(target=self._main, name=f"worker {self.pod}", daemon=True)
@@ -235,6 +179,8 @@ class Run:
     def _main(self) -> None:
         config = self.config
         try:
+            if self.projected is not None and self.tokens is not None:  # as the kubelet mounts it
+                config = dataclasses.replace(config, token_file=str(self.tokens.start(self.projected)))
             dispatcher = KillableDispatcher(
                 config.dispatcher_url, switch=self.switch, config=config, cheater=self.cheater
             )
@@ -247,6 +193,8 @@ class Run:
         finally:
             if self.worker is not None:
                 self.worker.close()
+            if self.projected is not None and self.tokens is not None:
+                self.tokens.stop(self.projected.uid)
 
     @property
     def held(self) -> dict[int, int]:
@@ -271,10 +219,12 @@ class WorkerPool:
         say: Callable[[str], None] = log.info,
         make_triton: Callable[[str, KillSwitch], TritonClient] = KillableTriton,
         cheaters: Mapping[str, cheats.Cheater] | None = None,
+        pod_tokens: tokens.PodTokens | None = None,
     ) -> None:
         self.cars, self.blocked, self.triton_url, self.make_triton = cars, blocked, triton_url, make_triton
         self.cheaters = dict(cheaters or {})
         """Car -> how it lies (``sim.cheats``); the other cars are honest."""
+        self.pod_tokens = pod_tokens
         self.max_workers, self.say = max_workers, say
         self.totals = Totals()
         self.running: dict[str, Run] = {}
@@ -295,6 +245,11 @@ class WorkerPool:
             self.seen.add(uid)
             try:
                 config = worker_config(pod, triton_url=self.triton_url)
+                projected = None if config.token else projected_token(pod)
+                if projected is not None and self.pod_tokens is None:
+                    raise PodError(
+                        f"pod {pod_name(pod)}: its token is projected, and no PodTokens project it"
+                    )
             except PodError as error:
                 self.totals.refused += 1
                 self.say(f"[sim] worker refused: {error}")
@@ -305,6 +260,8 @@ class WorkerPool:
                 config=config,
                 make_triton=self.make_triton,
                 cheater=self.cheaters.get(config.car),
+                projected=projected,
+                tokens=self.pod_tokens,
             )
         self.check()
 
@@ -384,6 +341,8 @@ class WorkerPool:
         for run in self.running.values():
             run.thread.join(max(0.0, give_up - time.monotonic()))
         self.check()
+        if self.pod_tokens is not None:  # the pool owns them: no more refreshes, files removed
+            self.pod_tokens.close()
 
 
 # -- following pods --------------------------------------------------------------------------------

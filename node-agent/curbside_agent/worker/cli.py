@@ -1,8 +1,9 @@
 """``curbside worker``: the container that runs next to ``tritonserver`` in an inference pod.
 
 Why this exists: the operator's pod template sets the worker's configuration through
-environment variables (the token from a mounted Secret file), and people debugging a car run
-the same thing with flags. Every flag has a ``CURBSIDE_*`` variable; a flag wins.
+environment variables (``CURBSIDE_TOKEN_FILE``: the pod's projected ServiceAccount token, which
+the kubelet rotates; the worker re-reads it as it changes), and people debugging a car run the
+same thing with flags. Every flag has a ``CURBSIDE_*`` variable; a flag wins.
 
 ``--metrics-port`` serves the worker's metrics (units by outcome, inference latency, Triton
 errors) on ``--metrics-host``, loopback unless told otherwise.
@@ -48,8 +49,8 @@ def parser() -> argparse.ArgumentParser:
     add("--job-name", help="the InferenceJob's name")
     add("--car", help="this car's node name")
     add("--owner", default="", help="this car's owner (replicas go to distinct owners)")
-    add("--token", help="bearer token for the dispatcher")
-    add("--token-file", help="file holding the bearer token (a mounted Secret)")
+    add("--token", help="fixed bearer token for the dispatcher (debugging)")
+    add("--token-file", help="file holding the bearer token (the projected token; re-read as it rotates)")
     add("--triton-url", default="127.0.0.1:8001", help="Triton gRPC host:port")
     add("--model", help="Triton model name (the job's spec.model.name)")
     add("--batch-size", default="8", help="items per Triton request", type=int)
@@ -64,9 +65,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from(args: argparse.Namespace) -> WorkerConfig:
-    token = args.token
+    token, token_file = args.token or "", None
     if not token and args.token_file:
-        token = Path(args.token_file).read_text(encoding="utf-8").strip()
+        token_file = args.token_file
+        if not Path(token_file).read_text(encoding="utf-8").strip():  # unreadable: OSError, exit 64
+            raise ValueError(f"--token-file {token_file} is empty")
     missing = [
         flag
         for flag, value in (
@@ -74,7 +77,7 @@ def config_from(args: argparse.Namespace) -> WorkerConfig:
             ("--job-namespace", args.job_namespace),
             ("--job-name", args.job_name),
             ("--car", args.car),
-            ("--token or --token-file", token),
+            ("--token or --token-file", token or token_file),
             ("--model", args.model),
         )
         if not value
@@ -90,6 +93,7 @@ def config_from(args: argparse.Namespace) -> WorkerConfig:
         car=args.car,
         owner=args.owner,
         token=token,
+        token_file=token_file,
         triton_url=args.triton_url,
         model=args.model,
         batch_size=args.batch_size,

@@ -7,11 +7,13 @@ contract into four calls and a small set of outcomes the worker's loop can act o
 - ``Lease`` (or None: no work now, HTTP 204);
 - ``Fenced``: this attempt may no longer act on its unit (409): drop the unit, never retry;
 - ``UnknownJob``: the job is gone (404): stop;
-- ``Refused``: the dispatcher does not accept our token (401/403): stop, retrying cannot help;
+- ``Refused``: the dispatcher does not accept our token (401 even after re-reading the rotated
+  token file, or 403: this token may not act for this car or job): stop, retrying cannot help;
 - ``BadRequest``: 400 or another 4xx: our request is wrong, repeating it cannot help;
-- ``Unavailable``: no answer, a timeout or a 5xx: the dispatcher is restarting or unreachable,
-  so the caller backs off and tries again; every call here is safe to repeat (a lease repeated
-  after a lost reply gets the same attempt back, a repeated completion the same commit).
+- ``Unavailable``: no answer, a timeout or a 5xx (503: the dispatcher cannot check tokens now),
+  or no token file yet: the dispatcher is restarting or unreachable, so the caller backs off
+  and tries again; every call here is safe to repeat (a lease repeated after a lost reply gets
+  the same attempt back, a repeated completion the same commit).
 
 Wire contract (every request carries ``Authorization: Bearer <token>``; J = /v1/jobs/{ns}/{name})::
 
@@ -32,6 +34,8 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+
+from curbside_agent.worker.token import DispatcherToken, TokenUnavailable
 
 
 class DispatcherError(Exception):
@@ -119,22 +123,19 @@ class DispatcherClient:
         name: str,
         car: str,
         owner: str,
-        token: str,
+        token: str | DispatcherToken,
         timeout: float = 10.0,
     ) -> None:
         quote = urllib.parse.quote
         self.car, self.owner = car, owner
         self.job_path = f"/v1/jobs/{quote(namespace, safe='')}/{quote(name, safe='')}"
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
+        self.token = token if isinstance(token, DispatcherToken) else DispatcherToken(token=token)
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), auth=self.token, timeout=timeout)
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         try:
             response = self._http.post(self.job_path + path, json=body)
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, TokenUnavailable) as error:
             raise Unavailable(f"{type(error).__name__}: {error}") from error
         if response.status_code >= 500:
             raise Unavailable(f"HTTP {response.status_code} from {path}")

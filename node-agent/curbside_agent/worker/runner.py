@@ -34,6 +34,7 @@ from typing import Any
 from curbside_agent.models import workloads
 from curbside_agent.worker import dispatcher as dp
 from curbside_agent.worker import metrics
+from curbside_agent.worker.token import DispatcherToken
 from curbside_agent.worker.triton import Aborted, TritonClient, TritonUnavailable
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class WorkerConfig:
     car: str
     owner: str
     token: str
+    """A fixed bearer token; empty when ``token_file`` holds it (a projected, rotating token)."""
     triton_url: str
     model: str
     batch_size: int = 8
@@ -59,6 +61,7 @@ class WorkerConfig:
     ready_timeout_s: float = 300.0
     renew_default_s: float = 10.0
     backoff_max_s: float = 5.0
+    token_file: str | None = None
 
 
 @dataclasses.dataclass
@@ -132,7 +135,7 @@ class Worker:
             name=config.job,
             car=config.car,
             owner=config.owner,
-            token=config.token,
+            token=DispatcherToken(token=config.token or None, path=config.token_file),
         )
         self.triton = triton or TritonClient(config.triton_url)
         self.stats = Stats()

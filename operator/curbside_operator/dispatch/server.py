@@ -17,10 +17,12 @@ Wire protocol (JSON in and out; ``docs/dispatch.md`` has the full reference):
 - ``GET /healthz``.
 
 Errors are ``{"error": <kind>, "message", ...}``: 400 ``BadRequest`` with ``field`` naming the
-offending field, 401/403 for a missing or wrong token, 404 ``NotFound``, 409 ``Fenced``.
+offending field, 401/403 for a missing or wrong token, 404 ``NotFound``, 409 ``Fenced``, 503
+``Unavailable`` (with ``Retry-After``) when the token cannot be checked now.
 
-Every request carries ``Authorization: Bearer <token>`` where the token is
-``token_for(secret, job_key, car)``: a car can act only as itself, and only on one job.
+Every request carries ``Authorization: Bearer <token>``: the worker's pod's projected
+ServiceAccount token. ``auth`` checks it (TokenReview) and that its pod is this job's pod on
+the car the request names: a car can act only as itself, and only on its own job.
 
 Ledger and store calls run one at a time on one thread, off the event loop: SQLite has one
 writer anyway, and staging, committing and publishing a result must not interleave.
@@ -31,8 +33,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import hashlib
-import hmac
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -43,7 +43,7 @@ from aiohttp import web
 from pydantic.alias_generators import to_camel
 
 from curbside_operator.api.v1alpha1 import inferencejob
-from curbside_operator.dispatch import inputs, results
+from curbside_operator.dispatch import auth, inputs, results
 from curbside_operator.dispatch.ledger import (
     CarFacts,
     Commit,
@@ -60,11 +60,6 @@ B = TypeVar("B", bound="_Body")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Name = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=253)]
 MAX_BODY = 16 * 1024 * 1024
-
-
-def token_for(secret: bytes, job_key: str, car: str) -> str:
-    """The bearer token of ``car`` for the job ``job_key`` (``namespace/name/uid``)."""
-    return hmac.new(secret, f"{job_key}\n{car}".encode(), hashlib.sha256).hexdigest()
 
 
 def rfc3339(when: datetime) -> str:
@@ -144,17 +139,16 @@ class Dispatcher:
         self,
         ledger: Ledger,
         *,
-        secret: bytes,
+        authenticator: auth.Authenticator,
+        pod_name: Callable[[str, str], str],
         stores: Callable[[str], results.ResultStore] = results.store_for_uri,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         cars: Callable[[str], CarFacts | None] | None = None,
     ) -> None:
         """``cars`` says who a car is (owner, hardware class) from the operator's view of the
         fleet; without it (tests, tools) a lease's own ``owner`` is believed."""
-        if len(secret) < 16:
-            raise ValueError("the token secret must be at least 16 bytes")
         self.ledger = ledger
-        self._secret = secret
+        self._authenticator, self._pod_name = authenticator, pod_name
         self._stores = stores
         self._clock = clock
         self._cars = cars
@@ -202,10 +196,6 @@ class Dispatcher:
     def unregister_job(self, namespace: str, name: str) -> None:
         """Stop serving the job (the ledger keeps it until ``ledger.delete_job``)."""
         self._jobs.pop((namespace, name), None)
-
-    def token(self, job_key: str, car: str) -> str:
-        """The token to give the worker of ``car`` for ``job_key`` (through its pod)."""
-        return token_for(self._secret, job_key, car)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -329,6 +319,9 @@ class Dispatcher:
         job = self._jobs.get((ns, name))
         if job is None:
             raise HttpError(404, "NotFound", f"no job {ns}/{name} is being dispatched")
+        identity = await self._authenticator.authenticate(
+            auth.bearer(request.headers.get("Authorization", ""))
+        )
         try:
             raw = json.loads(await request.read())
         except ValueError as error:
@@ -341,16 +334,8 @@ class Dispatcher:
             first = error.errors()[0]
             field = ".".join(str(part) for part in first["loc"]) or "body"
             raise bad_request(field, first["msg"]) from error
-        _authenticate(request, expected=self.token(job.key, body.car), car=body.car)
+        auth.authorize(identity, namespace=ns, job=name, car=body.car, pod=self._pod_name(name, body.car))
         return job, body
-
-
-def _authenticate(request: web.Request, *, expected: str, car: str) -> None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise HttpError(401, "Unauthorized", "send Authorization: Bearer <token of this car for this job>")
-    if not hmac.compare_digest(token.strip(), expected):
-        raise HttpError(403, "Forbidden", f"the token is not car {car}'s token for this job")
 
 
 def _unit(request: web.Request) -> int:
@@ -367,6 +352,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except HttpError as error:
         return web.json_response(error.body, status=error.status)
+    except auth.AuthError as error:
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+        return web.json_response(
+            {"error": error.kind, "message": str(error)}, status=error.status, headers=headers
+        )
     except Fenced as error:
         body = {"error": "Fenced", "message": error.reason, "unit": error.unit, "attempt": error.attempt}
         return web.json_response(body, status=409)

@@ -308,7 +308,6 @@ class JobLoop:
             view.job,
             car,
             owner=vehicle.spec.vehicle.owner if vehicle else "",
-            token=self.dispatcher.token(view.key, car),
             dispatcher_url=self.config.dispatcher_url,
             worker_image=self.config.worker_image,
         )

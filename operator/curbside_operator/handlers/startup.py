@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import kopf
@@ -23,10 +22,13 @@ from aiohttp import web
 from curbside_operator import metrics
 from curbside_operator import settings as operator_settings
 from curbside_operator.api import GROUP
+from curbside_operator.dispatch import auth
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from curbside_operator.handlers import fleet_runtime, jobs_runtime, standings
+from curbside_operator.kube import errors, tokenreview
 from curbside_operator.kube import fleet as kube
+from curbside_operator.reconcile import placement, pods
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +57,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     client = kube.make_client()
     state = fleet_runtime.FleetState(config)
     loop = fleet_runtime.FleetLoop(state, client)
+    authenticator = auth.TokenReviewAuthenticator(token_reviewer(client), audience=pods.DISPATCHER_AUDIENCE)
     dispatcher = Dispatcher(
         SqliteLedger(config.ledger_path),
-        secret=_token_secret(config),
+        authenticator=authenticator,
+        pod_name=placement.pod_name,
         cars=lambda name: standings.car_facts(state, name),
     )
     jobs = jobs_runtime.JobState()
@@ -89,15 +93,17 @@ def _file_bytes(ledger_path: str) -> float:
     return float(total)
 
 
-def _token_secret(config: operator_settings.OperatorConfig) -> bytes:
-    """The secret that signs workers' tokens: from its file, or made once next to the ledger."""
-    path = Path(config.token_secret_file or Path(config.ledger_path).parent / "token-secret")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+def token_reviewer(client: Any) -> auth.Review:
+    """Workers' tokens reviewed by the API server; no answer is ``auth.Unavailable`` (a 503)."""
+
+    async def review(token: str, audiences: Sequence[str]) -> dict[str, Any]:
+        try:
+            return await tokenreview.review_token(client, token, audiences)
+        except errors.KubeError as exc:
+            log.warning("%s: answering workers 503 until it works", exc)
+            raise auth.Unavailable(f"cannot check the token now: {exc}") from exc
+
+    return review
 
 
 async def _serve(dispatcher: Dispatcher, config: operator_settings.OperatorConfig) -> web.AppRunner | None:

@@ -14,6 +14,10 @@ environment are the same whoever asks, and the table tests pin them:
 - It passes Pod Security ``restricted``: non-root, no privilege escalation, no capabilities,
   the runtime's default seccomp profile.
 - The worker is configured through ``CURBSIDE_*`` variables (``curbside worker`` reads them).
+  No secret is placed on the car: the worker proves who it is with a projected ServiceAccount
+  token for ``DISPATCHER_AUDIENCE``, bound to this pod (and so to its node, the car), valid
+  ``TOKEN_SECONDS`` and rotated by the kubelet; the dispatcher checks it with a TokenReview.
+  The pod's ServiceAccount is its namespace's ``default`` and no API token is mounted.
 """
 
 from __future__ import annotations
@@ -31,6 +35,13 @@ VEHICLE_TAINT_KEY = f"{GROUP}/vehicle"
 DRIVING_TAINT_KEY = f"{GROUP}/driving"
 TRITON_GRPC_PORT = 8001
 DRIVING_TOLERATION_SECONDS = 5
+DISPATCHER_AUDIENCE = "curbside-dispatcher"
+"""The audience of the workers' projected tokens: the dispatcher accepts no other."""
+TOKEN_SECONDS = 600
+"""Lifetime of a worker's token (the API server's minimum); the kubelet renews it at 80 %."""
+TOKEN_VOLUME, TOKEN_DIR = "dispatcher-token", "/var/run/secrets/curbside.dev/dispatcher"
+TOKEN_MOUNT = {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True}
+TOKEN_FILE = f"{TOKEN_DIR}/token"
 
 
 def labels(job: str, car: str) -> dict[str, str]:
@@ -42,7 +53,6 @@ def pod_body(
     car: str,
     *,
     owner: str,
-    token: str,
     dispatcher_url: str,
     worker_image: str,
     batch_size: int = 8,
@@ -56,7 +66,7 @@ def pod_body(
         "CURBSIDE_JOB_NAME": name,
         "CURBSIDE_CAR": car,
         "CURBSIDE_OWNER": owner,
-        "CURBSIDE_TOKEN": token,
+        "CURBSIDE_TOKEN_FILE": TOKEN_FILE,
         "CURBSIDE_TRITON_URL": f"127.0.0.1:{TRITON_GRPC_PORT}",
         "CURBSIDE_MODEL": spec.model.name,
         "CURBSIDE_BATCH_SIZE": str(batch_size),
@@ -115,11 +125,19 @@ def pod_body(
                     "image": worker_image,
                     "args": ["worker"],
                     "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "volumeMounts": [dict(TOKEN_MOUNT)],
                     "securityContext": _restricted(),
                 },
             ],
+            "volumes": [token_volume()],
         },
     }
+
+
+def token_volume() -> dict[str, Any]:
+    """The worker's token: projected, for the dispatcher's audience, bound to the pod, rotated."""
+    token = {"audience": DISPATCHER_AUDIENCE, "expirationSeconds": TOKEN_SECONDS, "path": "token"}
+    return {"name": TOKEN_VOLUME, "projected": {"sources": [{"serviceAccountToken": token}]}}
 
 
 def _restricted() -> dict[str, Any]:

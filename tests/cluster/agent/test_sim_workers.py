@@ -7,7 +7,9 @@ the operator serves it, with two seti-spike-search jobs: ``quick`` (small units)
 the model; ``curbside sim --triton-url`` runs 20 cars from a seed and start the test chose by
 replaying the same mobility traces: one car (the *leaver*) drives off about 30 s after the
 simulated clock starts, two others stay parked throughout. Pods are made as the operator makes
-them (bound by ``nodeName``, the worker configured by ``CURBSIDE_*`` values).
+them (bound by ``nodeName``, the worker configured by ``CURBSIDE_*`` values, its identity a
+projected token that the simulator requests bound to the pod; the dispatcher checks it with a
+real TokenReview against the test bed, as the operator does).
 
 It shows, through the ledger (every call recorded with the car that made it):
 
@@ -32,14 +34,17 @@ from typing import Any
 
 import httpx
 import pytest
+from lightkube import AsyncClient, KubeConfig
 
 from curbside_agent import state
 from curbside_agent.models import serve, seti
 from curbside_agent.sim import mobility
 from curbside_operator.api.v1alpha1 import inferencejob
-from curbside_operator.dispatch import results
+from curbside_operator.dispatch import auth, results
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
+from curbside_operator.handlers.startup import token_reviewer
+from curbside_operator.reconcile import placement, pods
 from curbside_testbed import bed
 from tests.cluster import wait
 from tests.cluster.agent.conftest import SIMULATOR_USER
@@ -114,14 +119,28 @@ class RecordingLedger(SqliteLedger):
         return [c for c in list(self.calls) if c[1] == kind and job in (None, c[2]) and car in (None, c[5])]
 
 
+def reviews(kubeconfig: Path) -> auth.Review:
+    """TokenReviews by the test bed's API server, through the operator's own code (a client made
+    on first use, in the dispatcher's event loop)."""
+    made: list[auth.Review] = []
+
+    async def review(token: str, audiences: Any) -> Any:
+        if not made:
+            made.append(token_reviewer(AsyncClient(config=KubeConfig.from_file(kubeconfig))))
+        return await made[0](token, audiences)
+
+    return review
+
+
 class Served:
     """The operator's dispatcher on a loopback port (aiohttp in a thread)."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, kubeconfig: Path) -> None:
         self.store = results.FolderResultStore(tmp_path / "results", fsync=False)
         self.ledger = RecordingLedger(tmp_path / "ledger.db")
+        self.tokens = auth.TokenReviewAuthenticator(reviews(kubeconfig), audience=pods.DISPATCHER_AUDIENCE)
         self.dispatcher = Dispatcher(
-            self.ledger, secret=b"sim-workers-secret!", stores=lambda uri: self.store
+            self.ledger, authenticator=self.tokens, pod_name=placement.pod_name, stores=lambda uri: self.store
         )
         self.server = LoopbackApp(self.dispatcher.app())
         self.url = self.server.url
@@ -163,23 +182,22 @@ def seti_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[serve.Serv
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    dispatcher = Served(tmp_path)
+def served(tmp_path: Path, testbed: bed.TestBed) -> Iterator[Served]:
+    dispatcher = Served(tmp_path, testbed.kubeconfig)
     yield dispatcher
     dispatcher.close()
 
 
-def pod_body(
-    namespace: str, job: str, car: str, *, served: Served, key: str, env: dict[str, str]
-) -> dict[str, Any]:
-    """An inference pod as the operator makes it: bound to the car, the worker set by CURBSIDE_*."""
+def pod_body(namespace: str, job: str, car: str, *, served: Served, env: dict[str, str]) -> dict[str, Any]:
+    """An inference pod as the operator makes it: bound to the car, the worker set by CURBSIDE_*,
+    its identity the projected token of ``reconcile.pods``."""
     values = {
         "CURBSIDE_DISPATCHER_URL": served.url,
         "CURBSIDE_JOB_NAMESPACE": namespace,
         "CURBSIDE_JOB_NAME": job,
         "CURBSIDE_CAR": car,
         "CURBSIDE_OWNER": f"owner-of-{car}",
-        "CURBSIDE_TOKEN": served.dispatcher.token(key, car),
+        "CURBSIDE_TOKEN_FILE": pods.TOKEN_FILE,
         "CURBSIDE_TRITON_URL": "127.0.0.1:8001",
         "CURBSIDE_MODEL": seti.MODEL_NAME,
         **env,
@@ -188,7 +206,7 @@ def pod_body(
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": f"{job}-{car}", "namespace": namespace, "labels": labels},
+        "metadata": {"name": placement.pod_name(job, car), "namespace": namespace, "labels": labels},
         "spec": {
             "nodeName": car,
             "restartPolicy": "Never",
@@ -199,8 +217,10 @@ def pod_body(
                     "name": "worker",
                     "image": "curbside/worker:dev",
                     "env": [{"name": name, "value": value} for name, value in values.items()],
+                    "volumeMounts": [pods.TOKEN_MOUNT],
                 },
             ],
+            "volumes": [pods.token_volume()],
         },
     }
 
@@ -221,8 +241,14 @@ def test_simulated_cars_run_real_work_and_a_departure_kills_it(
     slow = served.register(namespace, "slow", units=4, items=16, parameters=SLOW)
     slow_env = {"CURBSIDE_BATCH_SIZE": "1", "CURBSIDE_INFLIGHT": "1"}  # aborted quickly, little waste
 
+    wait.until(  # the pods' ServiceAccount, made by the controller-manager
+        lambda: api.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default").status_code == 200,
+        timeout=30,
+        what="the namespace's default ServiceAccount",
+    )
+
     def create(job: str, car: str, key: str, env: dict[str, str]) -> None:
-        body = pod_body(namespace, job, car, served=served, key=key, env=env)
+        body = pod_body(namespace, job, car, served=served, env=env)
         r = api.post(f"/api/v1/namespaces/{namespace}/pods", json=body)
         assert r.status_code == 201, r.text
 
@@ -331,3 +357,4 @@ def test_simulated_cars_run_real_work_and_a_departure_kills_it(
     assert totals["abandoned"] >= 1  # the slow unit, and the quick one if it held one
     assert totals["committed"] == sum(committed().values())
     assert totals["refused"] == 0
+    assert 5 <= served.tokens.reviews <= 10  # one TokenReview per pod's token, then the cache

@@ -1,17 +1,20 @@
 """Fixtures for the operator's job side: the fleet side's operator process and scripted cars.
 
 The operator runs with its ledger and dispatcher on this machine's loopback; the tests play a
-car's worker over the dispatcher's HTTP API with the token the operator put into its pod, so
-every step (lease, late commit, fencing) is visible without a Triton server. The end-to-end
+car's worker over the dispatcher's HTTP API with the token its pod asks for (requested with the
+TokenRequest API, bound to the pod, as the car's kubelet would project it), so every step
+(lease, late commit, fencing) is visible without a Triton server. The end-to-end
 test with real workers and real Triton lives in ``test_jobs_with_sim.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import httpx
 
+from curbside_agent.sim import podspec, tokens
 from tests.cluster import wait
 from tests.cluster.fleet.conftest import CHARGING as CHARGING  # re-exported
 from tests.cluster.fleet.conftest import bring_up as bring_up  # re-exported
@@ -65,18 +68,26 @@ def env_of(pod: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e["value"] for e in worker["env"]}
 
 
-class PlayedWorker:
-    """A car's worker played over the dispatcher's HTTP API, with its pod's token."""
+def pod_token(api: httpx.Client, pod: dict[str, Any], *, audience: str | None = None) -> str:
+    """The token ``pod``'s kubelet would project for its worker (TokenRequest, bound to the pod);
+    with ``audience``, the same token for another audience."""
+    want = podspec.projected_token(pod)
+    assert want is not None, "the pod's worker reads no projected token"
+    token, _ = tokens.request_over(api)(dataclasses.replace(want, audience=audience or want.audience))
+    return token
 
-    def __init__(self, pod: dict[str, Any]) -> None:
+
+class PlayedWorker:
+    """A car's worker played over the dispatcher's HTTP API, with its pod's projected token."""
+
+    def __init__(self, pod: dict[str, Any], api: httpx.Client) -> None:
         env = env_of(pod)
         self.car = env["CURBSIDE_CAR"]
         self.owner = env["CURBSIDE_OWNER"]
         job = f"{env['CURBSIDE_JOB_NAMESPACE']}/{env['CURBSIDE_JOB_NAME']}"
         base = f"{env['CURBSIDE_DISPATCHER_URL']}/v1/jobs/{job}"
-        self.http = httpx.Client(
-            base_url=base, headers={"Authorization": f"Bearer {env['CURBSIDE_TOKEN']}"}, timeout=10
-        )
+        headers = {"Authorization": f"Bearer {pod_token(api, pod)}"}
+        self.http = httpx.Client(base_url=base, headers=headers, timeout=10)
 
     def lease(self) -> httpx.Response:
         return self.http.post("/lease", json={"car": self.car, "owner": self.owner})

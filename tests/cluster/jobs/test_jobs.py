@@ -1,8 +1,9 @@
 """The operator runs InferenceJobs: placement, departures, completion, failure and deletion.
 
 Issue 5's acceptance for the operator alone, against the real API server: cars are scripted
-(``Cars``), workers are played over the dispatcher's HTTP API with the tokens the operator put
-into their pods, so each step is checked where it happens. Each test uses its own cars.
+(``Cars``), workers are played over the dispatcher's HTTP API with the tokens their pods ask
+for (pod-bound, from the TokenRequest API), so each step is checked where it happens. Each
+test uses its own cars.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def test_departure_fences_the_car_first_and_its_late_result_is_refused(
     bring_up(api, cars, live)
     _apply(api, namespace, job_body("depart", units=6, placement={"maxCars": 2}))
     placed = placed_pods(api, namespace, "depart", 2)
-    worker = PlayedWorker(placed[0])
+    worker = PlayedWorker(placed[0], api)
     r = worker.lease()
     assert r.status_code == 200, r.text
     unit, attempt = r.json()["unit"], r.json()["attempt"]
@@ -111,7 +112,7 @@ def test_departure_fences_the_car_first_and_its_late_result_is_refused(
         f"replacement created after {replaced * 1000:.0f} ms"
     )
     # The unit went back to pending at once: the replacement car's worker gets it.
-    other = PlayedWorker(replacement)
+    other = PlayedWorker(replacement, api)
     got = other.lease().json()
     assert (got["unit"], got["attempt"]) == (unit, attempt + 1)
     assert (
@@ -131,7 +132,7 @@ def test_job_succeeds_when_every_unit_is_committed_and_its_pods_go(
     bring_up(api, cars, live)
     _apply(api, namespace, job_body("finish", units=5, placement={"maxCars": 2}))
     placed = placed_pods(api, namespace, "finish", 2)
-    workers = [PlayedWorker(p) for p in placed]
+    workers = [PlayedWorker(p, api) for p in placed]
     committed = 0
     while committed < 5:
         for w in workers:
@@ -210,7 +211,7 @@ def test_delete_removes_pods_and_stops_leases_even_while_the_operator_is_down(
     _apply(api, namespace, job_body("gone-later", units=4, placement={"maxCars": 1}))
     first = wait.until(lambda: pods(api, namespace, "gone"), timeout=30, what="a pod of gone")
     later = wait.until(lambda: pods(api, namespace, "gone-later"), timeout=30, what="a pod of gone-later")
-    worker = PlayedWorker(first[0])
+    worker = PlayedWorker(first[0], api)
     assert worker.lease().status_code == 200
 
     assert api.delete(f"{jobs_path(namespace)}/gone").status_code == 200

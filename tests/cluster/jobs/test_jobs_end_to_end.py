@@ -2,7 +2,9 @@
 
 200 cars (scripted agents) run a 2,000-unit ``seti-spike-search`` job. The simulator's worker
 pool (``curbside_agent.sim.workers``) plays their kubelets: it runs the real worker for every
-pod the operator binds to them, against one real Triton server. While the job runs:
+pod the operator binds to them, against one real Triton server, with the pod-bound token the
+pod asks for (``sim.tokens``, TokenRequest), which the operator's dispatcher checks with a
+TokenReview on every new token. While the job runs:
 
 - 30 % of the cars seen busy drive away mid-unit: their worker is killed holding its unit (no
   release, no commit), then the car reports ``Driving``; a few seconds later it is back.
@@ -27,7 +29,7 @@ from typing import Any
 import httpx
 
 from curbside_agent.models import serve, seti
-from curbside_agent.sim import workers
+from curbside_agent.sim import tokens, workers
 from curbside_operator.dispatch.results import FolderResultStore
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from tests.cluster.fleet.conftest import Cars, OperatorProcess
@@ -84,6 +86,7 @@ def test_2000_units_with_departures_and_operator_crashes_commit_exactly_once(
         triton_url=triton.grpc_url,
         max_workers=8,
         say=lambda line: None,
+        pod_tokens=tokens.PodTokens(tokens.request_over(api), tmp_path / "tokens"),
     )
     decided: set[str] = set()
     departed: list[str] = []

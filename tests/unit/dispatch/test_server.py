@@ -17,12 +17,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from curbside_operator.api.v1alpha1 import inferencejob
-from curbside_operator.dispatch import inputs, results
-from curbside_operator.dispatch.server import Dispatcher, token_for
+from curbside_operator.dispatch import auth, inputs, results
+from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
+from curbside_operator.reconcile.placement import pod_name
 from tests.unit.dispatch.conftest import T0, at
 
-SECRET = b"0123456789abcdef-test-secret"
 BASE = "/v1/jobs/demo/seti"
 Client = TestClient[web.Request, web.Application]
 
@@ -41,20 +41,29 @@ def spec(**overrides: Any) -> inferencejob.InferenceJobSpec:
 class Harness:
     """A dispatcher on a file ledger and a folder store, with a clock the test moves."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, *, authenticator: auth.Authenticator | None = None) -> None:
         self.now = T0
         self.store = results.FolderResultStore(tmp_path / "results", fsync=False)
         self.ledger = SqliteLedger(tmp_path / "ledger.db", durable=False)
+        self.tokens = auth.StaticAuthenticator()
         self.dispatcher = Dispatcher(
-            self.ledger, secret=SECRET, stores=lambda uri: self.store, clock=self.clock
+            self.ledger,
+            authenticator=authenticator or self.tokens,
+            pod_name=pod_name,
+            stores=lambda uri: self.store,
+            clock=self.clock,
         )
         self.key = self.dispatcher.register_job("demo", "seti", "uid-1", spec())
 
     def clock(self) -> datetime:
         return self.now
 
-    def auth(self, car: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token_for(SECRET, self.key, car)}"}
+    def auth(
+        self, car: str, *, job: str = "seti", namespace: str = "demo", node: str | None = None
+    ) -> dict[str, str]:
+        """The token of ``job``'s pod on ``car`` (running on ``node``, by default that car)."""
+        identity = auth.Identity(namespace, "default", pod_name(job, car), f"uid-{car}", node or car)
+        return {"Authorization": f"Bearer {self.tokens.issue(identity)}"}
 
     async def post(self, client: Client, path: str, body: Any, *, car: str | None = None) -> tuple[int, Any]:
         car = car if car is not None else (body.get("car", "") if isinstance(body, dict) else "")
@@ -201,13 +210,46 @@ def test_tokens_bind_a_car_to_a_job(tmp_path: Path) -> None:
 
     async def scenario(client: Client) -> None:
         url, body = f"{BASE}/lease", json.dumps({"car": "a", "owner": "x"})
-        assert (await client.post(url, data=body)).status == 401
-        assert (await client.post(url, data=body, headers={"Authorization": "Basic abc"})).status == 401
-        for wrong in (h.auth("b"), {"Authorization": f"Bearer {token_for(SECRET, 'demo/seti/uid-0', 'a')}"}):
-            response = await client.post(url, data=body, headers=wrong)
-            assert response.status == 403
-            assert (await response.json())["error"] == "Forbidden"
+        for missing in (
+            {},
+            {"Authorization": "Basic abc"},
+            {"Authorization": "Bearer "},
+            {"Authorization": "Bearer forged"},
+        ):
+            response = await client.post(url, data=body, headers=missing)
+            assert (response.status, (await response.json())["error"]) == (401, "Unauthorized")
+        wrong = {
+            "car b's token": h.auth("b"),
+            "another job's pod": h.auth("a", job="other"),
+            "another namespace's pod": h.auth("a", namespace="elsewhere"),
+            "a pod named for car a on car b": h.auth("a", node="b"),
+        }
+        for why, headers in wrong.items():
+            response = await client.post(url, data=body, headers=headers)
+            answer = await response.json()
+            assert (response.status, answer["error"]) == (403, "Forbidden"), why
+            assert "the token is pod " in answer["message"], answer
         assert (await client.post(url, data=body, headers=h.auth("a"))).status == 200
+        renew = json.dumps({"car": "a", "attempt": 1})
+        response = await client.post(f"{BASE}/units/0/renew", data=renew, headers=h.auth("b"))
+        assert response.status == 403  # car b cannot keep car a's unit alive either
+        assert h.ledger.live(h.key)[0].car == "a"
+
+    h.run(scenario)
+
+
+def test_a_token_that_cannot_be_checked_now_is_503_with_retry_after(tmp_path: Path) -> None:
+    class Down:
+        async def authenticate(self, token: str) -> auth.Identity:
+            raise auth.Unavailable("the API server does not answer")
+
+    h = Harness(tmp_path, authenticator=Down())
+
+    async def scenario(client: Client) -> None:
+        response = await client.post(f"{BASE}/lease", json={"car": "a", "owner": "x"}, headers=h.auth("a"))
+        assert (response.status, response.headers["Retry-After"]) == (503, "5")
+        assert (await response.json())["error"] == "Unavailable"
+        assert h.ledger.live(h.key) == []  # never an accept
 
     h.run(scenario)
 
@@ -216,7 +258,9 @@ def test_unknown_jobs_units_and_routes_are_404(tmp_path: Path) -> None:
     h = Harness(tmp_path)
 
     async def scenario(client: Client) -> None:
-        response = await client.post("/v1/jobs/demo/nope/lease", json={"car": "a", "owner": "x"})
+        response = await client.post(
+            "/v1/jobs/demo/nope/lease", json={"car": "a", "owner": "x"}, headers=h.auth("a")
+        )
         assert (response.status, (await response.json())["error"]) == (404, "NotFound")
         assert (await h.post(client, "/units/2/renew", {"car": "a", "attempt": 1}))[0] == 404
         assert (await client.get("/v1/nothing")).status == 404
@@ -237,7 +281,7 @@ def test_registering_refuses_jobs_that_cannot_run(tmp_path: Path) -> None:
     assert "no items" in empty.value.message
     assert h.dispatcher.register_job("demo", "d", "u", spec(input=dataset), dataset_items=25) == "demo/d/u"
     assert h.ledger.summary("demo/d/u").total == 3
-    plain = Dispatcher(h.ledger, secret=SECRET)
+    plain = Dispatcher(h.ledger, authenticator=auth.StaticAuthenticator(), pod_name=pod_name)
     with pytest.raises(results.UnsupportedOutput) as output:
         plain.register_job("demo", "o", "u", spec(output={"uri": "s3://bucket/results"}))
     assert output.value.field == "spec.output.uri"

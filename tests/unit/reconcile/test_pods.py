@@ -1,4 +1,5 @@
-"""The inference pod's contract: name, binding, ownership, tolerations, restricted security, env."""
+"""The inference pod's contract: name, binding, ownership, tolerations, restricted security, env,
+and the worker's identity: a projected, pod-bound token for the dispatcher, never a secret."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def _job(name: str = "seti", **model: Any) -> ij.InferenceJob:
 
 def _body(job: ij.InferenceJob | None = None, car: str = "car-00001") -> dict[str, Any]:
     return pods.pod_body(
-        job or _job(), car, owner="alice", token="t0k", dispatcher_url="http://d:8470", worker_image="w:1"
+        job or _job(), car, owner="alice", dispatcher_url="http://d:8470", worker_image="w:1"
     )
 
 
@@ -81,7 +82,7 @@ def test_worker_env_is_what_curbside_worker_reads() -> None:
         "CURBSIDE_JOB_NAME": "seti",
         "CURBSIDE_CAR": "car-00001",
         "CURBSIDE_OWNER": "alice",
-        "CURBSIDE_TOKEN": "t0k",
+        "CURBSIDE_TOKEN_FILE": "/var/run/secrets/curbside.dev/dispatcher/token",
         "CURBSIDE_TRITON_URL": "127.0.0.1:8001",
         "CURBSIDE_MODEL": "seti-spike-search",
         "CURBSIDE_BATCH_SIZE": "8",
@@ -94,12 +95,65 @@ def test_worker_env_is_what_curbside_worker_reads() -> None:
     assert "--model-repository=s3://models/x" in triton["args"]
 
 
-def test_curbside_worker_configures_itself_from_the_pod_env(monkeypatch: Any) -> None:
+def test_the_worker_reads_a_projected_pod_bound_token_and_no_secret_is_on_the_car() -> None:
+    spec = _body()["spec"]
+    assert spec["automountServiceAccountToken"] is False  # no API credentials on the car
+    assert "serviceAccountName" not in spec  # the namespace's default account, bound to this pod
+    assert spec["volumes"] == [
+        {
+            "name": "dispatcher-token",
+            "projected": {
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "audience": "curbside-dispatcher",
+                            "expirationSeconds": 600,
+                            "path": "token",
+                        }
+                    }
+                ]
+            },
+        }
+    ]
+    mounts = {c["name"]: c.get("volumeMounts") for c in spec["containers"]}
+    assert mounts == {
+        "tritonserver": None,
+        "worker": [
+            {
+                "name": "dispatcher-token",
+                "mountPath": "/var/run/secrets/curbside.dev/dispatcher",
+                "readOnly": True,
+            }
+        ],
+    }
+    assert "secret" not in repr(spec["volumes"]).lower()
+    assert not [e for c in spec["containers"] for e in c.get("env", []) if e["name"] == "CURBSIDE_TOKEN"]
+
+
+def test_the_simulators_kubelet_finds_the_token_the_pod_asks_for() -> None:
+    from curbside_agent.sim import podspec
+
+    body = _body()
+    body["metadata"]["uid"] = "pod-uid-1"
+    assert podspec.projected_token(body) == podspec.ProjectedToken(
+        namespace="science",
+        pod="seti-car-00001",
+        uid="pod-uid-1",
+        service_account="default",
+        audience=pods.DISPATCHER_AUDIENCE,
+        expiration_seconds=pods.TOKEN_SECONDS,
+    )
+
+
+def test_curbside_worker_configures_itself_from_the_pod_env(monkeypatch: Any, tmp_path: Any) -> None:
     from curbside_agent.worker import cli
 
     worker = next(c for c in _body()["spec"]["containers"] if c["name"] == "worker")
     for item in worker["env"]:
         monkeypatch.setenv(item["name"], item["value"])
+    token = tmp_path / "token"  # where the kubelet projects it in the pod
+    token.write_text("jwt")
+    monkeypatch.setenv("CURBSIDE_TOKEN_FILE", str(token))
     config = cli.config_from(cli.parser().parse_args([]))
     assert (config.dispatcher_url, config.namespace, config.job, config.car) == (
         "http://d:8470",
@@ -107,4 +161,4 @@ def test_curbside_worker_configures_itself_from_the_pod_env(monkeypatch: Any) ->
         "seti",
         "car-00001",
     )
-    assert (config.token, config.model, config.batch_size) == ("t0k", "seti-spike-search", 8)
+    assert (config.token_file, config.model, config.batch_size) == (str(token), "seti-spike-search", 8)

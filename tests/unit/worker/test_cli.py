@@ -31,10 +31,11 @@ def test_configuration_comes_from_the_environment_and_flags_win(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     token = tmp_path / "token"
-    token.write_text("from-a-secret\n")
+    token.write_text("projected-token\n")
     config = cli.config_from(cli.parser().parse_args([f"--token-file={token}", "--car=car-8"]))
     assert (config.dispatcher_url, config.namespace, config.job) == ("http://dispatcher:8080", "demo", "seti")
-    assert (config.car, config.owner, config.token) == ("car-8", "bob", "from-a-secret")
+    assert (config.car, config.owner, config.token) == ("car-8", "bob", "")
+    assert config.token_file == str(token)  # kept as a file: the worker re-reads it as it rotates
     assert (config.batch_size, config.max_units, config.triton_url) == (4, 9, "127.0.0.1:8001")
 
 
