@@ -215,7 +215,6 @@ def test_inference_pod_passes_restricted(release: Release, restricted_namespace:
         job,
         "car-00001",
         owner="alice",
-        token="t0k",
         dispatcher_url="http://curbside-dispatcher.curbside-system.svc:8470",
         worker_image="ghcr.io/curbside/worker:0.1.0",
     )
