@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from curbside_agent.models import serve, seti
-from curbside_agent.sim import cheats, workers
+from curbside_agent.sim import cheats, tokens, workers
 from curbside_operator.dispatch.results import FolderResultStore
 from tests.cluster import wait
 from tests.cluster.fleet.conftest import VN, Cars, OperatorProcess
@@ -109,6 +109,7 @@ def test_cheating_cars_are_caught_and_no_forged_value_is_accepted(
         triton_url=triton.grpc_url,
         max_workers=8,
         say=lambda line: None,
+        pod_tokens=tokens.PodTokens(tokens.request_over(api), tmp_path / "tokens"),
         cheaters={
             car: cheats.Cheater(mode, seed=i, forged=forged) for i, (car, mode) in enumerate(liars.items())
         },

@@ -10,7 +10,8 @@ from typing import Any
 from curbside_operator.dispatch import results
 from curbside_operator.dispatch.ledger import CarFacts
 from curbside_operator.dispatch.server import Dispatcher
-from tests.unit.dispatch.test_server import SECRET, Client, Harness, spec
+from curbside_operator.reconcile.placement import pod_name
+from tests.unit.dispatch.test_server import Client, Harness, spec
 
 TRUST = "/v1/jobs/demo/trust"
 REDUNDANCY = {"replicas": 2, "quorum": 2, "tolerance": 0.01, "quarantineAfter": 1}
@@ -24,12 +25,19 @@ class TrustHarness(Harness):
         self.fleet: dict[str, CarFacts] = {}
         self.dispatcher.close()  # the plain harness's: this one knows the fleet
         self.dispatcher = Dispatcher(
-            self.ledger, secret=SECRET, stores=lambda uri: self.store, clock=self.clock, cars=self.fleet.get
+            self.ledger,
+            authenticator=self.tokens,
+            pod_name=pod_name,
+            stores=lambda uri: self.store,
+            clock=self.clock,
+            cars=self.fleet.get,
         )
         self.key = self.dispatcher.register_job("demo", "trust", "uid-2", spec(redundancy=REDUNDANCY))
 
     async def call(self, client: Client, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        response = await client.post(f"{TRUST}{path}", data=json.dumps(body), headers=self.auth(body["car"]))
+        response = await client.post(
+            f"{TRUST}{path}", data=json.dumps(body), headers=self.auth(body["car"], job="trust")
+        )
         return response.status, (await response.json() if response.status != 204 else None)
 
     async def finish(self, client: Client, car: str, result: dict[str, Any]) -> tuple[int, Any]:
