@@ -187,6 +187,9 @@ class Run:
             triton = self.make_triton(config.triton_url, self.switch)
             self.worker = runner.Worker(config, stop=self.stop, dispatcher=dispatcher, triton=triton)
             self.code = self.worker.run()
+        except tokens.TokenError as error:  # e.g. the pod was deleted before its token was made
+            log.warning("worker of pod %s not started: %s", self.pod, error)
+            self.code = -1
         except Exception:
             log.exception("worker of pod %s failed", self.pod)
             self.code = -1

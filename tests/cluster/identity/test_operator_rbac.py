@@ -4,10 +4,11 @@ its own identity against the real API server.
 The admin client impersonates ServiceAccount curbside-system/curbside-operator (the API
 server adds the ServiceAccount's groups), and makes the requests the operator makes: kopf's
 CRD and namespace scans, watching and patching VehicleNodes and InferenceJobs and their
-status, creating and deleting pods, patching Nodes, reading car Leases, posting Events, and
-enrolling a car. Writes are server-side dry runs where a dry run is authorized like the real
-request. What the operator must not do (Secrets, deleting VehicleNodes or Nodes, writing
-Leases outside enrollment's grant, granting what it does not hold) is refused with 403.
+status, creating and deleting pods, patching Nodes, reading car Leases, posting Events,
+reviewing workers' tokens (TokenReview), and enrolling a car. Writes are server-side dry runs
+where a dry run is authorized like the real request. What the operator must not do (Secrets,
+deleting VehicleNodes or Nodes, writing Leases outside enrollment's grant, granting what it
+does not hold, minting ServiceAccount tokens) is refused with 403.
 """
 
 from __future__ import annotations
@@ -163,6 +164,13 @@ MAY: list[tuple[str, Call]] = [
         "post-event-for-job",
         _post(lambda w: f"/api/v1/namespaces/{w.namespace}/events", lambda w: _event(w.namespace)),
     ),
+    (  # the dispatcher checks workers' tokens; a review stores nothing, so no dry run is needed
+        "review-worker-token",
+        lambda w: w.op.post(
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            json={"spec": {"token": "not-a-token", "audiences": ["curbside-dispatcher"]}},
+        ),
+    ),
 ]
 
 RBAC_API = "/apis/rbac.authorization.k8s.io/v1"
@@ -204,6 +212,13 @@ MAY_NOT: list[tuple[str, Call]] = [
     ("delete-car-lease", _delete(lambda w: f"{LEASES}/{w.cars.b}")),
     ("grant-secrets", _post(f"{RBAC_API}/clusterroles", lambda w: GRANT_SECRETS)),
     ("bind-cluster-admin", _post(f"{RBAC_API}/clusterrolebindings", lambda w: BIND_CLUSTER_ADMIN)),
+    (  # it checks workers' tokens, it never makes any
+        "request-serviceaccount-token",
+        _post(
+            lambda w: f"/api/v1/namespaces/{w.namespace}/serviceaccounts/default/token",
+            lambda w: {"spec": {"audiences": ["curbside-dispatcher"]}},
+        ),
+    ),
 ]
 
 
