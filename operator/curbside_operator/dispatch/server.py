@@ -95,9 +95,10 @@ class CompleteBody(AttemptBody):
 class HttpError(Exception):
     """An error answer: status, kind and message, plus extra fields for the body."""
 
-    def __init__(self, status: int, kind: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, kind: str, message: str, *, retry_after: int = 0, **extra: Any) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
         self.body = {"error": kind, "message": message, **extra}
 
 
@@ -230,8 +231,13 @@ class Dispatcher:
         job, body = await self._accept(request, LeaseBody)
         now = self._clock()
         facts = CarFacts(owner=body.owner) if self._cars is None else self._cars(body.car)
-        if facts is None:
-            raise HttpError(403, "Forbidden", f"car {body.car} is not a VehicleNode this operator knows")
+        if facts is None:  # the token proved its pod runs there: the fleet view is still filling
+            raise HttpError(
+                503,
+                "Unavailable",
+                f"car {body.car} is not among the VehicleNodes this operator knows yet; retry",
+                retry_after=5,
+            )
         lease = await self._run(
             lambda: self.ledger.lease(
                 job.key, car=body.car, owner=facts.owner, now=now, per_car=job.per_car, facts=facts
@@ -351,7 +357,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except HttpError as error:
-        return web.json_response(error.body, status=error.status)
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+        return web.json_response(error.body, status=error.status, headers=headers)
     except auth.AuthError as error:
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
         return web.json_response(

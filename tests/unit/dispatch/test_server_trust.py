@@ -76,8 +76,8 @@ def test_the_owner_comes_from_the_fleet_not_from_the_car(tmp_path: Path) -> None
         status, _ = await h.call(client, "/lease", {"car": "a2", "owner": "someone-else"})
         assert status == 200  # unit 1: unit 0 already has a result from alice's cars
         status, answer = await h.call(client, "/lease", {"car": "stranger", "owner": "bob"})
-        assert status == 403
-        assert "not a VehicleNode" in answer["message"]
+        assert status == 503  # not refused for good: the operator's fleet view may be filling
+        assert "not among the VehicleNodes" in answer["message"]
 
     h.run(scenario)
 
