@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 
+from curbside_agent.models import seti
 from curbside_agent.sim import podspec, tokens
+from curbside_operator.dispatch.results import FolderResultStore
 from tests.cluster import wait
 from tests.cluster.fleet.conftest import CHARGING as CHARGING  # re-exported
 from tests.cluster.fleet.conftest import bring_up as bring_up  # re-exported
@@ -97,3 +99,20 @@ class PlayedWorker:
 
         body = {"car": self.car, "attempt": attempt, "outputHash": output_hash(result), "result": result}
         return self.http.post(f"/units/{unit}/complete", json=body)
+
+
+def missed_signals(
+    store: FolderResultStore, namespace: str, job: str, *, units: int, seed: int, parameters: dict[str, str]
+) -> int:
+    """Injected signals of a generated ``seti-spike-search`` job its published results missed."""
+    params = seti.SetiParams.from_parameters(parameters)
+    missed = 0
+    for unit in range(units):
+        truth = seti.generate_unit(seed=seed, unit=unit, items=1, params=params).signals
+        found = [
+            seti.Signal(item=item["item"], channel=c["channel"], drift=c["drift"], snr=c["snr"])
+            for item in store.read(namespace, job, unit)["items"]
+            for c in item["candidates"]
+        ]
+        missed += len(seti.match(truth, found).missed)
+    return missed

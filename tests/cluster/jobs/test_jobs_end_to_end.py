@@ -28,12 +28,12 @@ from typing import Any
 
 import httpx
 
-from curbside_agent.models import serve, seti
+from curbside_agent.models import serve
 from curbside_agent.sim import tokens, workers
 from curbside_operator.dispatch.results import FolderResultStore
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from tests.cluster.fleet.conftest import Cars, OperatorProcess
-from tests.cluster.jobs.conftest import CHARGING, bring_up, condition, job_body, jobs_path
+from tests.cluster.jobs.conftest import CHARGING, bring_up, condition, job_body, jobs_path, missed_signals
 
 CARS = int(os.environ.get("CURBSIDE_TEST_JOB_CARS", "200"))
 UNITS = int(os.environ.get("CURBSIDE_TEST_JOB_UNITS", "2000"))
@@ -177,17 +177,7 @@ def test_2000_units_with_departures_and_operator_crashes_commit_exactly_once(
     assert len(files) == UNITS
 
     # Outputs correct: every injected signal found, in every unit.
-    params = seti.SetiParams.from_parameters(SMALL)
-    missed = 0
-    for unit in range(UNITS):
-        truth = seti.generate_unit(seed=SEED, unit=unit, items=1, params=params).signals
-        found = [
-            seti.Signal(item=item["item"], channel=c["channel"], drift=c["drift"], snr=c["snr"])
-            for item in store.read(namespace, "seti", unit)["items"]
-            for c in item["candidates"]
-        ]
-        missed += len(seti.match(truth, found).missed)
-    assert missed == 0
+    assert missed_signals(store, namespace, "seti", units=UNITS, seed=SEED, parameters=SMALL) == 0
 
     p50 = statistics.median(reaction) if reaction else float("nan")
     p99 = sorted(reaction)[int(0.99 * (len(reaction) - 1))] if reaction else float("nan")

@@ -25,12 +25,12 @@ from typing import Any
 import httpx
 import pytest
 
-from curbside_agent.models import serve, seti
+from curbside_agent.models import serve
 from curbside_agent.sim import cheats, tokens, workers
 from curbside_operator.dispatch.results import FolderResultStore
 from tests.cluster import wait
 from tests.cluster.fleet.conftest import VN, Cars, OperatorProcess
-from tests.cluster.jobs.conftest import CHARGING, bring_up, condition, job_body, jobs_path
+from tests.cluster.jobs.conftest import CHARGING, bring_up, condition, job_body, jobs_path, missed_signals
 
 CARS = int(os.environ.get("CURBSIDE_TEST_JOB_CARS", "200"))
 UNITS = int(os.environ.get("CURBSIDE_TEST_JOB_UNITS", "2000"))
@@ -239,14 +239,4 @@ def test_cheating_cars_are_caught_and_no_forged_value_is_accepted(
     assert curve[-1] < 0.15, f"replication overhead by fifths of the job: {curve}"
 
     store = FolderResultStore(results)
-    params = seti.SetiParams.from_parameters(SMALL)
-    missed = 0
-    for unit in range(UNITS):
-        truth = seti.generate_unit(seed=SEED, unit=unit, items=1, params=params).signals
-        found = [
-            seti.Signal(item=item["item"], channel=c["channel"], drift=c["drift"], snr=c["snr"])
-            for item in store.read(namespace, "trust", unit)["items"]
-            for c in item["candidates"]
-        ]
-        missed += len(seti.match(truth, found).missed)
-    assert missed == 0
+    assert missed_signals(store, namespace, "trust", units=UNITS, seed=SEED, parameters=SMALL) == 0
