@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv testbed-build generate verify lint typecheck importlint test test-unit test-cluster demo clean
+.PHONY: all venv testbed-build generate verify lint typecheck importlint test test-unit test-cluster demo bench clean
 
 all: verify test
 
@@ -60,6 +60,13 @@ test: venv testbed-build
 
 demo: venv testbed-build
 	$(BIN)/python -m curbside_testbed.demo
+
+# Curbside against plain Kubernetes on one test bed (issue 8): JSON, a markdown table and PNG
+# figures. The default is the quick run (1,000 cars, under 10 minutes) into docs/bench, which
+# the README shows; the full run: make bench BENCH_ARGS="--out /tmp/bench-full".
+BENCH_ARGS ?= --quick --out docs/bench
+bench: venv testbed-build
+	$(BIN)/curbside bench $(BENCH_ARGS)
 
 clean:
 	-$(BIN)/curbside testbed down --name demo

@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("agent", "run one car's node agent (see `curbside agent --help`)"),
         ("sim", "run a simulated fleet of car agents (see `curbside sim --help`)"),
         ("worker", "run the inference worker next to tritonserver (see `curbside worker --help`)"),
+        ("bench", "Curbside vs plain Kubernetes on a test bed (see `curbside bench --help`)"),
     ):
         passthrough = sub.add_parser(name, help=help_text, add_help=False)
         passthrough.add_argument("rest", nargs=argparse.REMAINDER)
@@ -134,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from curbside_agent.sim import runner  # type: ignore[attr-defined,unused-ignore]
 
         return int(runner.main(argv[1:]))
+    if argv and argv[0] == "bench":
+        from curbside_testbed.bench import cli as bench_cli
+
+        return bench_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "testbed":
         return _testbed(args)

@@ -1,0 +1,244 @@
+"""``curbside bench [--quick] [--cars N] --out DIR``: every scenario, one test bed, one run.
+
+Why this exists: the figures are only comparable when Curbside and its baseline run at the
+same time on the same bed, with the machine, versions, seed and load written next to them.
+This brings the bed up once, runs the scenarios in an order that keeps them out of each
+other's way (kube-scheduler's timing first, while nothing else schedules; the baseline's
+departures in the background, because Kubernetes needs minutes; Curbside's scenarios
+meanwhile), then writes ``results.json``, ``results.md`` and the PNG figures into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from curbside_testbed import bed, build
+from curbside_testbed.bench import (
+    baseline,
+    churn,
+    curbside,
+    departure,
+    footprint,
+    inference,
+    kit,
+    placement,
+    plots,
+    results,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big each scenario is: ``--quick`` (under 10 minutes on 2 cores) or the full run."""
+
+    announced: int
+    silent: int
+    renew_s: float
+    singles: int
+    churn_cars: int
+    churn_minutes: float
+    churn_speed: float
+    idle_s: float
+    baseline_wait_s: float
+
+    @staticmethod
+    def for_run(quick: bool, cars: int) -> Plan:
+        renew = max(10.0, cars / 200)  # the scripted agents' Lease writes stay near 100/s
+        if quick:
+            return Plan(20, 5, renew, 3, min(150, cars // 5), 1.5, 60.0, 45.0, 420.0)
+        return Plan(50, 10, renew, 5, min(500, cars // 5), 5.0, 60.0, 120.0, 1500.0)
+
+
+def _label(api: Any, cars: dict[str, str]) -> None:
+    def one(item: tuple[str, str]) -> None:
+        r = api.patch(
+            f"/api/v1/nodes/{item[0]}",
+            json={"metadata": {"labels": {kit.GROUP_LABEL: item[1]}}},
+            headers=kit.MERGE,
+        )
+        r.raise_for_status()
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, cars.items()))
+
+
+def _report_all(api: Any, names: list[str], status: dict[str, Any]) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda n: kit.report(api, n, status), names))
+
+
+def _eligible(api: Any) -> int:
+    items = api.get(kit.VN).json().get("items", [])
+    return sum(bool((v.get("status", {}).get("operator") or {}).get("eligible")) for v in items)
+
+
+def say(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    plan = Plan.for_run(args.quick, args.cars)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    env = results.environment(repo=REPO, kubernetes=build.kubernetes_version())
+    tb = bed.TestBed(args.bed)
+    work = Path(tempfile.mkdtemp(prefix="curbside-bench-"))
+    roles = {kit.car_name(i): kit.role(i) for i in range(args.cars)}
+    ours = [name for name, r in roles.items() if r.curbside]
+    groups = {
+        label: [n for n, r in roles.items() if r.label == label]
+        for label in ("single-default", "single-shortest", "mass-default", "mass-shortest")
+    }
+    scenarios: list[results.Scenario] = []
+    operator = cars = sampler = None
+    try:
+        say(
+            f"bringing up test bed {args.bed!r} with {args.cars:,} cars "
+            f"(load average {results.load_average()[0]})"
+        )
+        tb.up(cars=args.cars, timeout=3600)
+        api = tb.http(timeout=300)
+        subprocess.run(
+            [str(build.toolchain().binary("kubectl")), "apply", "-f", str(REPO / "crds")],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env={"KUBECONFIG": str(tb.kubeconfig), "PATH": "/usr/bin:/bin"},
+        )
+        for ns in ("curbside-cars", curbside.NAMESPACE):
+            api.post("/api/v1/namespaces", json={"metadata": {"name": ns}})
+        _label(api, {n: r.label for n, r in roles.items()})
+        say(f"kube-scheduler placing {len(ours):,} pods")
+        sched = placement.kube_scheduler(tb, api, len(ours), 900)
+        say(
+            f"baseline: {sum(len(g) for g in groups.values()):,} cars in 4 Deployments; "
+            "departures start in the background"
+        )
+        base = baseline.Baseline(api, groups, seed=args.seed)
+        base.deploy(900)
+        base.start(singles=plan.singles, stagger=12.0, mass_share=0.2, mass_window=60.0)
+        base_deadline = time.monotonic() + plan.baseline_wait_s
+        grace = plan.renew_s * 3
+        operator = kit.Operator(
+            kubeconfig=tb.kubeconfig_for(curbside.OPERATOR_USER, groups=("system:masters",)),
+            work=work,
+            grace=grace,
+            extra_env={"CURBSIDE_EXPECTED_UNIT_SECONDS": "30", "CURBSIDE_STATUS_INTERVAL_SECONDS": "1"},
+        )
+        operator.start()
+        sampler = footprint.Sampler(operator)
+        sampler.start()
+        cars = kit.Cars(tb.server, tb.ssl_context(), ours, period=plan.renew_s)
+        cars.start()
+        ctx = kit.Ctx(api, tb.audit_log, cars, ours, operator, work, args.seed, args.quick)
+        kit.until(
+            "every car enrolled", lambda: len(api.get(kit.VN).json().get("items", [])) >= args.cars, 900, 2.0
+        )
+        _report_all(api, ours, kit.CHARGING)
+        kit.until("95 % of Curbside's cars eligible", lambda: _eligible(api) >= 0.95 * len(ours), 900, 2.0)
+        eligible = _eligible(api)
+        sampler.mark("placement")
+        say(f"Curbside placing a job on {eligible:,} cars")
+        scenarios.append(placement.run(tb, ctx, eligible, 900, sched))
+        half = len(ours) // 2
+        curbside.apply(
+            api, curbside.job_body("depart", units=half * 20, max_cars=half, output=work / "results")
+        )
+        curbside.wait_pods(api, "depart", half, 900)
+        sampler.mark("departures")
+        say(f"{plan.announced} announced departures, {plan.silent} silent ones")
+        one = {
+            "announced": departure.announced(ctx, "depart", plan.announced),
+            "silent": departure.silent(ctx, "depart", plan.silent, grace),
+        }
+        curbside.wait_pods(api, "depart", half, 300)
+        sampler.mark("idle")
+        say(f"holding the fleet still for {plan.idle_s:.0f} s")
+        idle = footprint.idle(ctx, tb, job="depart", seconds=plan.idle_s, cars_total=args.cars)
+        sampler.mark("mass")
+        say("mass departure: 20 % of Curbside's cars within 60 s")
+        two = departure.mass(ctx, "depart", share=0.2, window=60.0)
+        curbside.delete(api, "depart", 600)
+        sampler.mark("churn")
+        say(f"churn: {plan.churn_cars} cars, {plan.churn_minutes} min at ×{plan.churn_speed:g}")
+        scenarios.append(
+            churn.run(ctx, cars=plan.churn_cars, minutes=plan.churn_minutes, speed=plan.churn_speed)
+        )
+        sampler.mark("inference")
+        if not args.skip_inference:
+            say("inference path: Triton vs in-process")
+            scenarios.append(inference.run(REPO, work, quick=args.quick, timeout=1200))
+        sampler.stop()
+        scenarios.append(footprint.scenario({f"{args.cars} cars": idle}, sampler))
+        say("waiting for the baseline's pods to come back")
+        base_figures = base.collect(base_deadline)
+        scenarios[:0] = departure.scenarios(one, two, base_figures, args.cars)
+    finally:
+        for part in (sampler, cars, operator):
+            if part is not None:
+                part.stop()
+        if not args.keep:
+            tb.down()
+    finished = datetime.now(UTC).isoformat(timespec="seconds")
+    doc = results.document(
+        env=env,
+        mode="quick" if args.quick else "full",
+        cars=args.cars,
+        seed=args.seed,
+        started=started,
+        finished=finished,
+        scenarios=scenarios,
+    )
+    doc["machine"]["operator_log"] = str(operator.log) if operator else ""
+    return doc
+
+
+def write(doc: dict[str, Any], out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "results.md").write_text(results.markdown(doc))
+    return [out / "results.json", out / "results.md", *plots.draw(doc, out)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="curbside bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1,000 cars, short scenarios (under 10 minutes)")
+    p.add_argument(
+        "--cars", type=int, default=None, help="fleet size (default 1,000 with --quick, else 10,000)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder for results.json, results.md and the PNGs")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--bed", default="bench", help="test bed name (default: bench)")
+    p.add_argument("--keep", action="store_true", help="leave the test bed up afterwards")
+    p.add_argument("--skip-inference", action="store_true", help="leave out scenario 6 (no torch/Triton)")
+    p.add_argument(
+        "--replot", action="store_true", help="only redraw table and figures from --out/results.json"
+    )
+    args = p.parse_args(argv)
+    if args.replot:
+        doc = json.loads((args.out / "results.json").read_text())
+        results.validate(doc)
+    else:
+        args.cars = args.cars or (1000 if args.quick else 10_000)
+        if args.cars < 100:
+            p.error("--cars: at least 100 (every scenario needs its own cars)")
+        doc = run(args)
+    for path in write(doc, args.out):
+        print(path)
+    print(results.markdown(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

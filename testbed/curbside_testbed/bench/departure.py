@@ -1,0 +1,197 @@
+"""Scenarios 1 and 2 for Curbside: a car leaves (announced or silent), many cars leave at once.
+
+Why this exists: moving work off a departing car within seconds is Curbside's reason to exist
+(DESIGN §8: p99 ≤ 2 s at 1,000 cars; silent loss ≤ lease grace + 5 s; 20 % of the fleet
+leaving within 60 s all re-placed ≤ 120 s). Every time is taken from the API server's audit
+log: the car's own status patch (an announced departure), its last Lease renewal (a silent
+one), the operator's pod delete and the create of the replacement, bound to another car. The
+operator fences the car's attempts and returns its units before it deletes the pod, so "pod
+deleted" bounds "units re-leasable". ``rows`` sets these beside the baseline's figures.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from curbside_testbed.bench import curbside, kit, stats
+from curbside_testbed.bench.results import Row, Scenario
+
+
+def announced(ctx: kit.Ctx, job: str, count: int) -> dict[str, Any]:
+    """``count`` departures, one after another: Driving reported → pod deleted → replacement."""
+    audit = curbside.Audit(ctx.audit_log)
+    gone_s: list[float] = []
+    bound_s: list[float] = []
+    for _ in range(count):
+        before = curbside.pods(ctx.api, job)
+        pod, car = sorted(before.items())[0]
+        asked = time.time()
+        kit.report(ctx.api, car, kit.DRIVING)
+        left = audit.wait(
+            f"{car}'s Driving report",
+            lambda ev, car=car, asked=asked: curbside.status_patch_at(ev, car, since=asked),
+            30,
+        )
+
+        def both(ev: list[dict[str, Any]], pod: str = pod, left: float = left) -> bool:
+            writes = [w for w in curbside.pod_writes(ev, job) if w.at >= left]
+            return any(w.verb == "create" for w in writes) and any(w.name == pod for w in writes)
+
+        audit.wait(f"{pod} deleted and a replacement created", both, 120)
+        writes = [w for w in curbside.pod_writes(audit.events, job) if w.at >= left]
+        deleted = next((w.at for w in writes if w.verb == "delete" and w.name == pod), None)
+        created = next(w.at for w in writes if w.verb == "create")
+        if deleted is not None:
+            gone_s.append(deleted - left)
+        bound_s.append(created - left)
+        kit.report(ctx.api, car, kit.CHARGING)  # parks again: the fleet keeps its size
+        audit.events.clear()
+    return {
+        "departures": count,
+        "pod_deleted_s": stats.summary(gone_s),
+        "replacement_bound_s": stats.summary(bound_s),
+        "samples_s": bound_s,
+    }
+
+
+def silent(ctx: kit.Ctx, job: str, count: int, grace: float) -> dict[str, Any]:
+    """``count`` busy cars fall silent at once; each replacement measured from its last renewal."""
+    audit = curbside.Audit(ctx.audit_log)
+    busy = sorted(set(curbside.pods(ctx.api, job).values()))[:count]
+    last = sorted(ctx.cars.silence(car) for car in busy)
+    try:
+        creates = audit.wait(
+            f"{count} replacements of silent cars",
+            lambda ev: (
+                c := [w.at for w in curbside.pod_writes(ev, job) if w.verb == "create" and w.at >= last[0]]
+            )[count - 1 :]
+            and c,
+            grace * 4 + 120,
+        )
+    finally:
+        for car in busy:
+            ctx.cars.resume(car)
+    latencies = [new - old for old, new in zip(last, sorted(creates)[:count], strict=True)]
+    return {
+        "cars": count,
+        "lease_grace_s": grace,
+        "replacement_bound_s": stats.summary(latencies),
+        "samples_s": latencies,
+    }
+
+
+def mass(ctx: kit.Ctx, job: str, *, share: float, window: float) -> dict[str, Any]:
+    """``share`` of Curbside's cars report Driving at random moments within ``window`` seconds."""
+    rng = random.Random(ctx.seed)
+    leaving = rng.sample(ctx.curbside_cars, round(share * len(ctx.curbside_cars)))
+    plan = sorted((rng.uniform(0, window), car) for car in leaving)
+    want = len(curbside.pods(ctx.api, job))
+    audit = curbside.Audit(ctx.audit_log)
+    began = time.monotonic()
+    for offset, car in plan:
+        time.sleep(max(0.0, began + offset - time.monotonic()))
+        kit.report(ctx.api, car, kit.DRIVING)
+    gone = set(leaving)
+
+    def settled() -> dict[str, str] | None:
+        live = curbside.pods(ctx.api, job)
+        return live if len(live) >= want and not gone & set(live.values()) else None
+
+    kit.until("every displaced pod re-placed", settled, 600, 0.5)
+    events = audit.settle()
+    first = min(t for car in leaving if (t := curbside.status_patch_at(events, car, since=0.0)) is not None)
+    writes = [w for w in curbside.pod_writes(events, job) if w.at >= first]
+    deleted = [w.at - first for w in writes if w.verb == "delete"]
+    created = [w.at - first for w in writes if w.verb == "create"]
+    for car in leaving:  # they come back and park: later scenarios get the whole fleet
+        kit.report(ctx.api, car, kit.CHARGING)
+    return {
+        "cars": len(ctx.curbside_cars),
+        "leaving": len(leaving),
+        "window_s": window,
+        "pods": want,
+        "displaced_pods": len(deleted),
+        "all_replaced_s": max(created) if created else 0.0,
+        "replaced_after_s": sorted(created),
+        "deleted_after_s": sorted(deleted),
+    }
+
+
+def _pair(fig: dict[str, Any] | None, key: str = "reaction_s") -> list[float] | str | None:
+    if not fig:
+        return None
+    s = fig.get(key) or {}
+    if not s.get("n"):
+        return f"not re-placed in {fig.get('waited_s', 0):.0f} s" if fig.get("departures") else None
+    return [s["p50"], s["p99"]]
+
+
+def _mass_cell(fig: dict[str, Any] | None) -> float | str | None:
+    if not fig:
+        return None
+    if fig.get("all_replaced_s") is not None:
+        return float(fig["all_replaced_s"])
+    return f"> {fig.get('waited_s', 0):.0f} ({fig.get('replaced', 0)}/{fig.get('displaced_pods', 0)} moved)"
+
+
+def scenarios(one: dict[str, Any], two: dict[str, Any], base: dict[str, Any], cars: int) -> list[Scenario]:
+    """Scenarios 1 and 2 as the results carry them: Curbside's figures beside the baseline's."""
+    fleet = f"{cars:,} cars"
+    is_k8s = "Deployment + taint eviction"
+    a, s = one["announced"], one["silent"]
+    rows1 = [
+        Row(
+            "1 Departure reaction",
+            f"announced departure → pod deleted, p50 / p99 ({fleet})",
+            "s",
+            [a["pod_deleted_s"]["p50"], a["pod_deleted_s"]["p99"]],
+            note=f"{a['departures']} departures",
+        ),
+        Row(
+            "1 Departure reaction",
+            f"departure → replacement bound elsewhere, p50 / p99 ({fleet})",
+            "s",
+            [a["replacement_bound_s"]["p50"], a["replacement_bound_s"]["p99"]],
+            _pair(base.get("single-default")),
+            _pair(base.get("single-shortest")),
+            is_k8s,
+            note="Kubernetes has no announcement: the car stops heart-beating",
+        ),
+        Row(
+            "1 Departure reaction",
+            f"silent loss → replacement bound, p50 / p99 ({fleet})",
+            "s",
+            [s["replacement_bound_s"]["p50"], s["replacement_bound_s"]["p99"]],
+            _pair(base.get("single-default")),
+            _pair(base.get("single-shortest")),
+            is_k8s,
+            note=f"Curbside lease grace {s['lease_grace_s']:g} s",
+        ),
+    ]
+    rows2 = [
+        Row(
+            "2 Mass departure",
+            f"{two['leaving']} of {two['cars']} cars leave within {two['window_s']:g} s → all work re-placed",
+            "s",
+            two["all_replaced_s"],
+            _mass_cell(base.get("mass-default")),
+            _mass_cell(base.get("mass-shortest")),
+            is_k8s,
+            note=f"{two['displaced_pods']} pods displaced; baseline: 20 % of its own cars",
+        ),
+    ]
+    baseline = {k: v for k, v in base.items()}
+    return [
+        Scenario(
+            "departure",
+            {"curbside": one, "baseline": {k: v for k, v in baseline.items() if k.startswith("single")}},
+            rows1,
+        ),
+        Scenario(
+            "mass_departure",
+            {"curbside": two, "baseline": {k: v for k, v in baseline.items() if k.startswith("mass")}},
+            rows2,
+        ),
+    ]

@@ -1,0 +1,152 @@
+"""Scenario 4: the operator's footprint: memory, CPU and API writes per car, while the fleet idles.
+
+Why this exists: a Python operator for 10,000 cars must stay small (DESIGN §8: ≤ 250 MB RSS
+with 10,000 cars and pods; an unchanged car costs one Lease write per period and no operator
+write). ``Sampler`` reads the operator's RSS and CPU seconds from /proc every second of the
+whole run (the plot shows them with the scenarios marked); ``idle`` holds the fleet still with
+a job placed and counts, from the audit log, every write the operator made meanwhile. The
+baseline column is what Kubernetes' own controllers (kube-controller-manager and
+kube-scheduler, Go) hold on the same bed at the same moment.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from curbside_testbed import bed, components
+from curbside_testbed.bench import curbside, kit, stats
+from curbside_testbed.bench.results import Row, Scenario
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")) / 1024
+
+
+class Sampler:
+    """The operator's (CPU s, RSS MiB) once a second, with the scenario that was running."""
+
+    def __init__(self, op: kit.Operator) -> None:
+        self.op = op
+        self.began = time.monotonic()
+        self.phase = "start"
+        self.samples: list[tuple[float, float, float, str]] = []
+        self.marks: list[tuple[float, str]] = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def mark(self, phase: str) -> None:
+        self.phase = phase
+        self.marks.append((time.monotonic() - self.began, phase))
+
+    def _loop(self) -> None:
+        while not self.stop_event.wait(1.0):
+            try:
+                cpu, rss = self.op.usage()
+            except (kit.BenchError, OSError):
+                continue
+            self.samples.append((time.monotonic() - self.began, cpu, rss, self.phase))
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+
+    def figures(self) -> dict[str, Any]:
+        rss = [s[2] for s in self.samples]
+        return {
+            "peak_rss_mib": max(rss, default=0.0),
+            "timeline": [
+                {"t": round(t, 1), "cpu_s": round(c, 2), "rss_mib": round(r, 1), "phase": p}
+                for t, c, r, p in self.samples
+            ],
+            "marks": [{"t": round(t, 1), "phase": p} for t, p in self.marks],
+        }
+
+
+def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total: int) -> dict[str, Any]:
+    """Hold the fleet still for ``seconds`` with ``job`` placed; what the operator cost meanwhile."""
+    tail = kit.AuditTail(ctx.audit_log)
+    cpu0, _ = ctx.operator.usage()
+    t0 = time.monotonic()
+    rss: list[float] = []
+    while time.monotonic() - t0 < seconds:
+        rss.append(ctx.operator.usage()[1])
+        time.sleep(1.0)
+    cpu1, _ = ctx.operator.usage()
+    wall = time.monotonic() - t0
+    time.sleep(1.5)  # the audit writer flushes every second
+    events = tail.read()
+    by: Counter[str] = Counter()
+    lease_writes = 0
+    for e in events:
+        user, verb, resource, namespace, _ = kit.audit_key(e)
+        if user == curbside.OPERATOR_USER:
+            by[f"{verb} {resource}"] += 1
+        elif resource == "leases" and namespace == "curbside-cars":
+            lease_writes += 1
+    minutes = wall / 60
+    layout = tb.layout
+    assert layout is not None
+    go = {
+        name: rss_mib(pid)
+        for name in ("kube-controller-manager", "kube-scheduler")
+        if (pid := layout.pids.get(name)) and components.is_ours(pid, layout)
+    }
+    return {
+        "seconds": wall,
+        "cars": cars_total,
+        "curbside_cars": len(ctx.curbside_cars),
+        "pods": len(curbside.pods(ctx.api, job)),
+        "operator_rss_mib": stats.summary(rss),
+        "operator_cpu_share": (cpu1 - cpu0) / wall,
+        "operator_writes": dict(by),
+        "operator_writes_per_car_per_min": sum(by.values()) / cars_total / minutes,
+        "lease_writes_per_car_per_min": lease_writes / len(ctx.curbside_cars) / minutes,
+        "renew_period_s": ctx.cars.period,
+        "kubernetes_controllers_rss_mib": go,
+    }
+
+
+def scenario(at: dict[str, dict[str, Any]], sampler: Sampler) -> Scenario:
+    """Rows for each fleet size measured (``at``: cars → idle figures)."""
+    rows = []
+    for label, f in at.items():
+        go = f["kubernetes_controllers_rss_mib"]
+        rows += [
+            Row(
+                "4 Operator footprint",
+                f"RSS, {f['cars']:,} cars, {f['pods']:,} pods",
+                "MiB",
+                f["operator_rss_mib"].get("max"),
+                sum(go.values()) or None,
+                baseline_is="kube-controller-manager + kube-scheduler RSS",
+            ),
+            Row(
+                "4 Operator footprint",
+                f"CPU while idle, {f['cars']:,} cars",
+                "cores",
+                f["operator_cpu_share"],
+                note=label,
+            ),
+            Row(
+                "4 Operator footprint",
+                f"operator API writes per car per minute, {f['cars']:,} cars",
+                "writes",
+                f["operator_writes_per_car_per_min"],
+            ),
+            Row(
+                "4 Operator footprint",
+                "car Lease writes per car per minute",
+                "writes",
+                f["lease_writes_per_car_per_min"],
+                note=f"renewal every {f['renew_period_s']:g} s",
+            ),
+        ]
+    return Scenario("footprint", {"idle": at, **sampler.figures()}, rows)

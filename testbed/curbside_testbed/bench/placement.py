@@ -1,0 +1,134 @@
+"""Scenario 3: placements per second, Curbside's operator against kube-scheduler on the same bed.
+
+Why this exists: Curbside is the scheduler of its inference pods (DESIGN §5); it must place at
+least as fast as kube-scheduler places equivalent pods (DESIGN §8: ≥ 1×, ≥ 100/s). Both are
+timed from the objects (ANCHORS §1.2, perf-tests#4171), never from this client's clock: a
+Curbside pod is born bound, so its creationTimestamp is its binding; a kube-scheduler pod's is
+its PodScheduled condition's lastTransitionTime. Both have whole seconds, so both are reduced
+the same way (``stats.per_second``: samples per second, first to last placement); Curbside's
+microsecond audit timestamps are reported beside them.
+
+kube-scheduler gets a fair start: it is stopped while the pods are created, so it finds them
+all pending when it starts, as Curbside finds a job's cars all free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+import httpx
+
+from curbside_testbed import bed
+from curbside_testbed.bench import curbside, kit, stats
+from curbside_testbed.bench.results import Row, Scenario
+
+SCHED_NAMESPACE = "bench-scheduler"
+
+
+def scheduler_pod(index: int) -> dict[str, Any]:
+    """A pod like Curbside's, left to kube-scheduler: car toleration, car affinity, one accelerator."""
+    one = {"curbside.dev/accelerator": "1"}
+    term = {"matchExpressions": [{"key": kit.GROUP_LABEL, "operator": "In", "values": ["curbside"]}]}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"sched-{index:05d}", "labels": {"app": "bench-scheduler"}},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "tolerations": [{"key": "curbside.dev/vehicle", "operator": "Exists", "effect": "NoSchedule"}],
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+                }
+            },
+            "containers": [
+                {
+                    "name": "tritonserver",
+                    "image": "nvcr.io/nvidia/tritonserver:24.08-py3",
+                    "resources": {"requests": one, "limits": one},
+                }
+            ],
+        },
+    }
+
+
+async def _create(base_url: str, ctx: ssl.SSLContext, count: int) -> None:
+    sem = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(base_url=base_url, verify=ctx, timeout=120) as client:
+
+        async def one(i: int) -> None:
+            async with sem:
+                r = await client.post(f"/api/v1/namespaces/{SCHED_NAMESPACE}/pods", json=scheduler_pod(i))
+                if r.status_code not in (201, 409):
+                    raise kit.BenchError(f"creating pod {i}: HTTP {r.status_code}: {r.text[:200]}")
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+
+def kube_scheduler(tb: bed.TestBed, api: httpx.Client, count: int, timeout: float) -> dict[str, Any]:
+    """kube-scheduler placing ``count`` pending pods on Curbside's cars (none of its pods there yet)."""
+    api.post("/api/v1/namespaces", json={"metadata": {"name": SCHED_NAMESPACE}})
+    tb.stop("kube-scheduler")
+    try:
+        asyncio.run(_create(tb.server, tb.ssl_context(), count))
+    finally:
+        tb.restart("kube-scheduler")
+
+    def bound() -> list[float] | None:
+        pods = kit.live_pods(api, SCHED_NAMESPACE)
+        times = [t for p in pods if (t := kit.scheduled_at(p)) is not None]
+        return times if len(times) >= count else None
+
+    times = kit.until(f"{count} pods scheduled by kube-scheduler", bound, timeout, 1.0)
+    api.request("DELETE", f"/api/v1/namespaces/{SCHED_NAMESPACE}/pods", params={"gracePeriodSeconds": 0})
+    kit.until("kube-scheduler's pods gone", lambda: not kit.live_pods(api, SCHED_NAMESPACE), timeout, 1.0)
+    return {"pods": count, "throughput": stats.per_second(times)}
+
+
+def operator(ctx: kit.Ctx, count: int, timeout: float) -> dict[str, Any]:
+    """Curbside placing a job on ``count`` eligible cars; the job is deleted afterwards."""
+    audit = curbside.Audit(ctx.audit_log)
+    job = curbside.apply(
+        ctx.api, curbside.job_body("placement", units=count * 4, max_cars=count, output=ctx.work / "results")
+    )
+    created = stats.parse_time(job["metadata"]["creationTimestamp"])
+    curbside.wait_pods(ctx.api, "placement", count, timeout)
+    pods = kit.live_pods(ctx.api, curbside.NAMESPACE, "curbside.dev/job=placement")
+    seconds = [t for p in pods if (t := kit.scheduled_at(p)) is not None]
+    micro = [w.at for w in curbside.pod_writes(audit.settle(), "placement") if w.verb == "create"]
+    curbside.delete(ctx.api, "placement", timeout)
+    return {
+        "pods": count,
+        "throughput": stats.per_second(seconds),
+        "throughput_audit": stats.per_second(micro),
+        "first_pod_after_job_s": (min(micro) - created) if micro else None,
+    }
+
+
+def run(tb: bed.TestBed, ctx: kit.Ctx, count: int, timeout: float, sched: dict[str, Any]) -> Scenario:
+    """Curbside's half (``sched`` is kube-scheduler's, measured before the baseline started)."""
+    ours = operator(ctx, count, timeout)
+    o, k = ours["throughput"], sched["throughput"]
+    rows = [
+        Row(
+            "3 Placement throughput",
+            f"placements/s, average over {count:,} pods",
+            "pods/s",
+            o.get("average"),
+            k.get("average"),
+            baseline_is="kube-scheduler, same pods and cars",
+            note="from creationTimestamp / PodScheduled",
+        ),
+        Row(
+            "3 Placement throughput",
+            "placements/s per second, p50 / p99",
+            "pods/s",
+            [o["p50"], o["p99"]] if o.get("n") else None,
+            [k["p50"], k["p99"]] if k.get("n") else None,
+            baseline_is="kube-scheduler",
+        ),
+    ]
+    return Scenario("placement", {"curbside": ours, "kube_scheduler": sched}, rows)
