@@ -143,9 +143,11 @@ async def _run(
     await asyncio.gather(*workers.values(), return_exceptions=True)
     for car in away:
         kit.report(ctx.api, car, kit.CHARGING)
-    lost = units - len(tally.committed)
-    if lost:
-        raise kit.BenchError(f"churn: {lost} of {units} units never committed (job status: {status})")
+    # The ledger is the authority on what was committed (a worker stopped mid-request may not
+    # have seen its answer); the workers' own tally catches a unit committed twice.
+    lost = units - int((status.get("units") or {}).get("succeeded", 0))
+    if lost or not succeeded:
+        raise kit.BenchError(f"churn: {lost} of {units} units not committed (job status: {status})")
     end = tally.last_lease
     busy = sum(max(0.0, min(b, end) - max(a, created)) for a, b in tally.busy)
     return {
@@ -159,6 +161,7 @@ async def _run(
         "abandoned_attempts": tally.abandoned,
         "fenced_commits": tally.fenced,
         "units_lost": lost,
+        "commits_seen_by_workers": len(tally.committed),
         "rerun_fraction": (tally.leases - units) / units,
         "backlog_s": end - created,
         "car_time_used": stats.share_of(busy, cars * (end - created)),

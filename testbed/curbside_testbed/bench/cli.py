@@ -211,6 +211,22 @@ def write(doc: dict[str, Any], out: Path) -> list[Path]:
     return [out / "results.json", out / "results.md", *plots.draw(doc, out)]
 
 
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def update_readme(readme: Path, doc: dict[str, Any], out: Path) -> None:
+    """Put the table and the figures between the README's bench markers (nothing else changes)."""
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        raise kit.BenchError(f"--readme {readme}: no {BEGIN} ... {END} markers to write between")
+    rel = out.resolve().relative_to(readme.resolve().parent)
+    figures = " ".join(f"![{p.stem}]({rel / p.name})" for p in sorted(out.glob("*.png")))
+    raw = f"Raw figures: [{rel}/results.json]({rel}/results.json)."
+    body = f"{BEGIN}\n{results.markdown(doc)}\n{figures}\n\n{raw}\n{END}"
+    head, rest = text.split(BEGIN, 1)
+    readme.write_text(head + body + rest.split(END, 1)[1])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="curbside bench", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1,000 cars, short scenarios (under 10 minutes)")
@@ -236,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = run(args)
     for path in write(doc, args.out):
         print(path)
+    if args.readme:
+        update_readme(args.readme, doc, args.out)
     print(results.markdown(doc))
     return 0
 

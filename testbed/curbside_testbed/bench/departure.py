@@ -20,34 +20,42 @@ from curbside_testbed.bench.results import Row, Scenario
 
 
 def announced(ctx: kit.Ctx, job: str, count: int) -> dict[str, Any]:
-    """``count`` departures, one after another: Driving reported → pod deleted → replacement."""
+    """``count`` departures, one after another: Driving reported → pod deleted → replacement.
+
+    Each time the car with the oldest pod leaves (a pod the operator has long settled); the
+    cars stay away until all have left, then park again, so no car leaves twice.
+    """
     audit = curbside.Audit(ctx.audit_log)
     gone_s: list[float] = []
     bound_s: list[float] = []
+    away: list[str] = []
     for _ in range(count):
-        before = curbside.pods(ctx.api, job)
-        pod, car = sorted(before.items())[0]
+        live = kit.live_pods(ctx.api, curbside.NAMESPACE, f"curbside.dev/job={job}")
+        oldest = min(live, key=lambda p: (p["metadata"]["creationTimestamp"], p["metadata"]["name"]))
+        pod, car = oldest["metadata"]["name"], oldest["spec"]["nodeName"]
         asked = time.time()
         kit.report(ctx.api, car, kit.DRIVING)
-        left = audit.wait(
-            f"{car}'s Driving report",
-            lambda ev, car=car, asked=asked: curbside.status_patch_at(ev, car, since=asked),
-            30,
-        )
+        away.append(car)
 
-        def both(ev: list[dict[str, Any]], pod: str = pod, left: float = left) -> bool:
-            writes = [w for w in curbside.pod_writes(ev, job) if w.at >= left]
-            return any(w.verb == "create" for w in writes) and any(w.name == pod for w in writes)
+        def patched(ev: list[dict[str, Any]], car: str = car, asked: float = asked) -> float | None:
+            return curbside.status_patch_at(ev, car, since=asked)
 
-        audit.wait(f"{pod} deleted and a replacement created", both, 120)
-        writes = [w for w in curbside.pod_writes(audit.events, job) if w.at >= left]
-        deleted = next((w.at for w in writes if w.verb == "delete" and w.name == pod), None)
-        created = next(w.at for w in writes if w.verb == "create")
-        if deleted is not None:
-            gone_s.append(deleted - left)
-        bound_s.append(created - left)
-        kit.report(ctx.api, car, kit.CHARGING)  # parks again: the fleet keeps its size
+        left = audit.wait(f"{car}'s Driving report", patched, 30)
+
+        def created(ev: list[dict[str, Any]], left: float = left) -> float | None:
+            return next(
+                (w.at for w in curbside.pod_writes(ev, job) if w.verb == "create" and w.at >= left), None
+            )
+
+        bound_s.append(audit.wait(f"a replacement for {pod}", created, 120) - left)
+        deleted = [
+            w.at for w in curbside.pod_writes(audit.events, job) if w.name == pod and w.verb == "delete"
+        ]
+        if deleted and deleted[-1] >= left:
+            gone_s.append(deleted[-1] - left)
         audit.events.clear()
+    for car in away:  # they park again: the fleet keeps its size
+        kit.report(ctx.api, car, kit.CHARGING)
     return {
         "departures": count,
         "pod_deleted_s": stats.summary(gone_s),
