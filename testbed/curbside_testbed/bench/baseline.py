@@ -215,6 +215,8 @@ class Baseline:
         }
         if label.startswith("mass") and moved:
             figures["all_replaced_s"] = (max(moved) - first) if settled is not None else None
+            last = max(d.silenced for d in deps)
+            figures["after_last_left_s"] = (max(moved) - last) if settled is not None else None
             figures["replaced_after_s"] = [t - first for t in moved]
             figures["waited_s"] = time.time() - first
         return figures

@@ -109,7 +109,8 @@ def mass(ctx: kit.Ctx, job: str, *, share: float, window: float) -> dict[str, An
 
     kit.until("every displaced pod re-placed", settled, 600, 0.5)
     events = audit.settle()
-    first = min(t for car in leaving if (t := curbside.status_patch_at(events, car, since=0.0)) is not None)
+    left = [t for car in leaving if (t := curbside.status_patch_at(events, car, since=0.0)) is not None]
+    first = min(left)
     writes = [w for w in curbside.pod_writes(events, job) if w.at >= first]
     deleted = [w.at - first for w in writes if w.verb == "delete"]
     created = [w.at - first for w in writes if w.verb == "create"]
@@ -122,6 +123,7 @@ def mass(ctx: kit.Ctx, job: str, *, share: float, window: float) -> dict[str, An
         "pods": want,
         "displaced_pods": len(deleted),
         "all_replaced_s": max(created) if created else 0.0,
+        "after_last_left_s": max(0.0, max(created) + first - max(left)) if created else 0.0,
         "replaced_after_s": sorted(created),
         "deleted_after_s": sorted(deleted),
     }
@@ -136,11 +138,13 @@ def _pair(fig: dict[str, Any] | None, key: str = "reaction_s") -> list[float] | 
     return [s["p50"], s["p99"]]
 
 
-def _mass_cell(fig: dict[str, Any] | None) -> float | str | None:
+def _mass_cell(fig: dict[str, Any] | None, key: str = "all_replaced_s") -> float | str | None:
     if not fig:
         return None
-    if fig.get("all_replaced_s") is not None:
-        return float(fig["all_replaced_s"])
+    if not fig.get("displaced_pods"):
+        return "no pod displaced"
+    if fig.get(key) is not None:
+        return float(fig[key])
     return f"> {fig.get('waited_s', 0):.0f} ({fig.get('replaced', 0)}/{fig.get('displaced_pods', 0)} moved)"
 
 
@@ -181,13 +185,23 @@ def scenarios(one: dict[str, Any], two: dict[str, Any], base: dict[str, Any], ca
     rows2 = [
         Row(
             "2 Mass departure",
-            f"{two['leaving']} of {two['cars']} cars leave within {two['window_s']:g} s → all work re-placed",
+            f"{two['leaving']} of {two['cars']} cars leave within {two['window_s']:g} s "
+            "→ all work re-placed, from the first car leaving",
             "s",
             two["all_replaced_s"],
             _mass_cell(base.get("mass-default")),
             _mass_cell(base.get("mass-shortest")),
             is_k8s,
             note=f"{two['displaced_pods']} pods displaced; baseline: 20 % of its own cars",
+        ),
+        Row(
+            "2 Mass departure",
+            "… from the last car leaving",
+            "s",
+            two["after_last_left_s"],
+            _mass_cell(base.get("mass-default"), "after_last_left_s"),
+            _mass_cell(base.get("mass-shortest"), "after_last_left_s"),
+            is_k8s,
         ),
     ]
     baseline = {k: v for k, v in base.items()}

@@ -117,7 +117,7 @@ def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total:
 def scenario(at: dict[str, dict[str, Any]], sampler: Sampler) -> Scenario:
     """Rows for each fleet size measured (``at``: cars → idle figures)."""
     rows = []
-    for label, f in at.items():
+    for f in at.values():
         go = f["kubernetes_controllers_rss_mib"]
         rows += [
             Row(
@@ -133,7 +133,6 @@ def scenario(at: dict[str, dict[str, Any]], sampler: Sampler) -> Scenario:
                 f"CPU while idle, {f['cars']:,} cars",
                 "cores",
                 f["operator_cpu_share"],
-                note=label,
             ),
             Row(
                 "4 Operator footprint",

@@ -48,11 +48,13 @@ def mass(doc: dict[str, Any], path: Path) -> Path:
     """Share of displaced work re-placed vs time since the first car left."""
     fig = doc["scenarios"]["mass_departure"]
     ax = plt.figure(figsize=(8, 4.2)).gca()
-    curves = [("Curbside", fig["curbside"], CURBSIDE)]
-    curves += [
-        (f"Kubernetes, {v}", fig["baseline"].get(f"mass-{v}", {}), c)
-        for v, c in (("default 300 s", DEFAULT), ("tolerationSeconds 0", SHORTEST))
-    ]
+    cur = fig["curbside"]
+    curves = [("Curbside", cur, CURBSIDE)]
+    for key, label, colour in (
+        ("default", "default 300 s", DEFAULT),
+        ("shortest", "tolerationSeconds 0", SHORTEST),
+    ):
+        curves.append((f"Kubernetes, {label}", fig["baseline"].get(f"mass-{key}", {}), colour))
     for label, f, colour in curves:
         times = f.get("replaced_after_s") or []
         total = f.get("displaced_pods") or len(times)
@@ -60,6 +62,16 @@ def mass(doc: dict[str, Any], path: Path) -> Path:
             xs = [0.0, *times]
             ys = [0.0, *(min(1.0, (i + 1) / total) for i in range(len(times)))]
             ax.step(xs, ys, where="post", color=colour, label=label)
+    if deleted := cur.get("deleted_after_s"):
+        ys = [(i + 1) / len(deleted) for i in range(len(deleted))]
+        ax.step(
+            [0.0, *deleted],
+            [0.0, *ys],
+            where="post",
+            color=CURBSIDE,
+            linestyle=":",
+            label="Curbside: pods displaced",
+        )
     ax.set_xlabel("seconds since the first car left")
     ax.set_ylabel("share of displaced pods re-placed")
     ax.set_title("Mass departure: 20 % of the cars leave within 60 s")

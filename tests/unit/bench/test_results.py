@@ -106,17 +106,13 @@ def test_markdown_table_has_one_line_per_row_and_states_where_it_ran() -> None:
     ]
     text = results.markdown(_doc(rows))
     lines = text.splitlines()
-    assert (
-        "2 × Test CPU" in lines[0]
-        and "seed 1" in lines[0]
-        and "v1.35.4" in lines[0]
-        and "`0123456789ab`" in lines[0]
-    )
+    for stated in ("2 × Test CPU", "seed 1", "v1.35.4", "`0123456789ab`", "load average 1.0"):
+        assert stated in lines[0]
     table = [line for line in lines if line.startswith("| ")]
     assert len(table) == 1 + len(rows)
     assert "| 0.81 / 1.6 | 350 / 362 | 55 / 70 |" in table[1]
-    assert "units lost (12 departures) | 0 | – | – |" in table[2]
-    assert "> 420 (3/20 moved)" in table[3]
+    assert "> 420 (3/20 moved)" in table[2]  # rows in scenario order, whichever ran first
+    assert "units lost (12 departures) | 0 | – | – |" in table[3]
 
 
 @pytest.mark.parametrize(
@@ -140,7 +136,8 @@ def test_roles_split_the_fleet_and_keep_departure_groups_in_separate_zones() -> 
 
 def test_quick_plan_is_smaller_than_the_full_one() -> None:
     quick, full = cli.Plan.for_run(True, 1000), cli.Plan.for_run(False, 10_000)
-    assert quick.announced < full.announced and quick.baseline_wait_s < full.baseline_wait_s
+    assert quick.announced < full.announced
+    assert quick.baseline_wait_s < full.baseline_wait_s
     assert full.renew_s > quick.renew_s  # 10,000 scripted cars renew less often than 1,000
 
 
