@@ -70,7 +70,7 @@ async def _worker(pod: dict[str, Any], unit_s: float, tally: Tally) -> None:
                 tally.busy.append((began, time.time()))
                 tally.abandoned += 1
                 raise
-            result = {"unit": lease["unit"], "car": car}
+            result = {"unit": lease["unit"]}  # every car computes the same answer
             body = {
                 "car": car,
                 "attempt": lease["attempt"],
@@ -175,16 +175,13 @@ def run(ctx: kit.Ctx, *, cars: int, minutes: float, speed: float, rate_per_hour:
     park_s = 1200.0 / speed  # a car that left parks again twenty minutes later
     units = max(cars, round(cars * minutes * 60 / unit_s))
     rate = rate_per_hour / 3600 * speed
-    curbside.apply(
-        ctx.api,
-        curbside.job_body(
-            "churn",
-            units=units,
-            max_cars=cars,
-            output=ctx.work / "results",
-            unit_timeout=int(unit_s * 4) + 30,
-        ),
+    body = curbside.job_body(
+        "churn", units=units, max_cars=cars, output=ctx.work / "results", unit_timeout=int(unit_s * 4) + 30
     )
+    # One attempt per unit unless a departure interrupts it: no replicas, no probes of cars'
+    # honesty (issue 7), so every extra attempt counted here is one that churn caused.
+    body["spec"]["redundancy"] = {"replicas": 1, "quorum": 1, "probePercent": 0}
+    curbside.apply(ctx.api, body)
     f = asyncio.run(
         _run(
             ctx,

@@ -157,14 +157,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         curbside.apply(
             api, curbside.job_body("depart", units=half * 20, max_cars=half, output=work / "results")
         )
-        curbside.wait_pods(api, "depart", half, 900)
+        kit.until_done_or_stalled(
+            "the departure job's pods", lambda: len(curbside.pods(api, "depart")), half, stall=30, timeout=900
+        )
         sampler.mark("departures")
         say(f"{plan.announced} announced departures, {plan.silent} silent ones")
         one = {
             "announced": departure.announced(ctx, "depart", plan.announced),
             "silent": departure.silent(ctx, "depart", plan.silent, grace),
         }
-        curbside.wait_pods(api, "depart", half, 300)
+        kit.until_done_or_stalled(
+            "the departure job's pods", lambda: len(curbside.pods(api, "depart")), half, stall=30, timeout=300
+        )
         sampler.mark("idle")
         say(f"holding the fleet still for {plan.idle_s:.0f} s")
         idle = footprint.idle(ctx, tb, job="depart", seconds=plan.idle_s, cars_total=args.cars)

@@ -60,14 +60,6 @@ def pods(api: httpx.Client, job: str) -> dict[str, str]:
     }
 
 
-def wait_pods(api: httpx.Client, job: str, count: int, timeout: float) -> dict[str, str]:
-    def enough() -> dict[str, str] | None:
-        found = pods(api, job)
-        return found if len(found) >= count else None
-
-    return kit.until(f"{count} pods of job {job}", enough, timeout, 0.5)
-
-
 def delete(api: httpx.Client, name: str, timeout: float) -> None:
     """Delete a job and wait until it and its pods are gone (the operator's finalizer)."""
     api.delete(f"{kit.IJ.format(ns=NAMESPACE)}/{name}")

@@ -103,11 +103,10 @@ def mass(ctx: kit.Ctx, job: str, *, share: float, window: float) -> dict[str, An
         kit.report(ctx.api, car, kit.DRIVING)
     gone = set(leaving)
 
-    def settled() -> dict[str, str] | None:
-        live = curbside.pods(ctx.api, job)
-        return live if len(live) >= want and not gone & set(live.values()) else None
+    def staying() -> int:
+        return sum(car not in gone for car in curbside.pods(ctx.api, job).values())
 
-    kit.until("every displaced pod re-placed", settled, 600, 0.5)
+    kit.until_done_or_stalled("every displaced pod re-placed", staying, want, stall=30, timeout=600)
     events = audit.settle()
     left = [t for car in leaving if (t := curbside.status_patch_at(events, car, since=0.0)) is not None]
     first = min(left)

@@ -86,6 +86,28 @@ def until(what: str, predicate: Callable[[], T | None], timeout: float, interval
     return value
 
 
+def until_done_or_stalled(
+    what: str, count: Callable[[], int], target: int, *, stall: float, timeout: float
+) -> int:
+    """Poll ``count`` until it reaches ``target`` or stops growing for ``stall`` seconds.
+
+    On a loaded machine a few fake kubelets or scripted cars may drop out mid-scenario; the
+    figure is then over what did happen (the caller records how many), not a lost run.
+    """
+    deadline = time.monotonic() + timeout
+    best, since = -1, time.monotonic()
+    while (now := count()) < target:
+        if now > best:
+            best, since = now, time.monotonic()
+        if time.monotonic() - since > stall:
+            print(f"[bench] {what}: stalled at {now} of {target}; going on with those", flush=True)
+            return now
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what} ({now} of {target})")
+        time.sleep(1.0)
+    return now
+
+
 def stamp(at: float | None = None) -> str:
     moment = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
