@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             [str(build.toolchain().binary("kubectl")), "apply", "-f", str(REPO / "crds")],
             check=True,
             stdout=subprocess.DEVNULL,
-            env={"KUBECONFIG": str(tb.kubeconfig), "PATH": "/usr/bin:/bin"},
+            env={**os.environ, "KUBECONFIG": str(tb.kubeconfig)},
         )
         for ns in ("curbside-cars", curbside.NAMESPACE):
             api.post("/api/v1/namespaces", json={"metadata": {"name": ns}})
