@@ -82,8 +82,14 @@ def _report_all(api: Any, names: list[str], status: dict[str, Any]) -> None:
         list(pool.map(lambda n: kit.report(api, n, status), names))
 
 
+def _vehiclenodes(api: Any) -> list[dict[str, Any]]:
+    """Every VehicleNode; none while the CRD is still being established (a 404 page)."""
+    r = api.get(kit.VN)
+    return list(r.json().get("items", [])) if r.status_code == 200 else []
+
+
 def _eligible(api: Any) -> int:
-    items = api.get(kit.VN).json().get("items", [])
+    items = _vehiclenodes(api)
     return sum(bool((v.get("status", {}).get("operator") or {}).get("eligible")) for v in items)
 
 
@@ -146,9 +152,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cars = kit.Cars(tb.server, tb.ssl_context(), ours, period=plan.renew_s)
         cars.start()
         ctx = kit.Ctx(api, tb.audit_log, cars, ours, operator, work, args.seed, args.quick)
-        kit.until(
-            "every car enrolled", lambda: len(api.get(kit.VN).json().get("items", [])) >= args.cars, 900, 2.0
-        )
+        kit.until("every car enrolled", lambda: len(_vehiclenodes(api)) >= args.cars, 900, 2.0)
         _report_all(api, ours, kit.CHARGING)
         kit.until_done_or_stalled(
             "Curbside's cars eligible", lambda: _eligible(api), round(0.95 * len(ours)), stall=45, timeout=900
