@@ -114,7 +114,17 @@ def test_get_vn_shows_the_car_at_a_glance(api: httpx.Client, kubectl: conftest.K
         )
         assert r.status_code == 200, r.text
         rows = _table(kubectl("get", "vn", name).stdout)
-        assert rows[0] == ["NAME", "STATE", "BATTERY", "CHARGING", "ELIGIBLE", "REASON", "AGE"]
+        assert rows[0] == [
+            "NAME",
+            "STATE",
+            "BATTERY",
+            "CHARGING",
+            "ELIGIBLE",
+            "REASON",
+            "AGE",
+            "TRUST",
+            "CREDIT",
+        ]
         assert rows[1][:6] == [name, "Parked", "42", "true", "false", "BatteryLow"]
         wide = _table(kubectl("get", "vn", name, "-o", "wide").stdout)
         assert wide[0][-3:] == ["REGION", "OWNER", "ACCELERATOR"]
