@@ -87,6 +87,8 @@ class StandingsSync:
         """Owner -> car -> credit-seconds, for the leaderboard gauge."""
         self.judged: dict[str, tuple[int, int]] = {}
         """Car -> (valid, invalid) results as last read, for the verdict counter."""
+        self.primed = False
+        """Whether the first read happened: what the ledger held then was counted by an earlier run."""
 
     async def run(self) -> None:
         while True:
@@ -98,7 +100,7 @@ class StandingsSync:
 
     async def step(self) -> None:
         ledger = self.dispatcher.ledger
-        first = self.seq == 0
+        first, self.primed = not self.primed, True
         self.seq, changed = await self.dispatcher.call(lambda: ledger.standings(self.seq))
         for s in changed:
             valid, invalid = self.judged.get(s.car, (s.valid, s.invalid) if first else (0, 0))
