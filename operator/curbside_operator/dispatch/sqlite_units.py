@@ -127,7 +127,14 @@ def issue(
         )
         db.execute(
             "UPDATE units SET hw = ?, target = ?, need = ? WHERE job = ? AND unit = ?",
-            (facts.hardware, 1 if alone else j.replicas, 1 if alone else j.quorum, j.id, unit),
+            # Only results that are compared need one hardware class; a unit run once goes anywhere.
+            (
+                facts.hardware if j.replicas > 1 else None,
+                1 if alone else j.replicas,
+                1 if alone else j.quorum,
+                j.id,
+                unit,
+            ),
         )
     db.execute(
         "INSERT INTO attempts (job, unit, attempt, car, owner, status, deadline_us, hw, probe, issued_us,"

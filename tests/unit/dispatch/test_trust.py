@@ -271,3 +271,13 @@ def test_a_schema_1_ledger_is_migrated_in_place(tmp_path: Path) -> None:
     assert ledger.complete(JOB, 0, 1, car="a", output_hash="h", result_ref="r", now=at(1)).committed
     assert ledger.verify() == []
     ledger.close()
+
+
+def test_a_unit_run_once_may_move_to_any_hardware(ledger: SqliteLedger) -> None:
+    add(ledger, units=2, replicas=1, quorum=1)
+    first = ledger.lease(JOB, car="a", owner="a", now=T0, facts=CarFacts(owner="a", hardware="orin"))
+    assert first is not None
+    ledger.fence_car(JOB, "a", now=at(1))
+    other = ledger.lease(JOB, car="b", owner="b", now=at(2), facts=CarFacts(owner="b", hardware="fsd"))
+    assert other is not None
+    assert (other.unit, other.attempt) == (first.unit, 2)
