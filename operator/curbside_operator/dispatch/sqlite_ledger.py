@@ -213,14 +213,8 @@ class SqliteLedger:
         ).fetchall()
         if len(held) >= per_car:
             return Lease(held[0][0], held[0][1], from_us(held[0][2]), resumed=True)
-        probe, unit = False, None
-        (issued,) = db.execute("SELECT issued FROM jobs WHERE id = ?", (j.id,)).fetchone()
-        if units_.draw(j.key, "probe", car, issued) < j.validation.probe_percent:
-            start = units_.draw(j.key, "start", car, issued) * j.units // 100
-            unit = trust_.pick_probe(
-                db, j.id, car=car, owner=facts.owner, hardware=facts.hardware, start=start
-            )
-            probe = unit is not None
+        unit = self._probe(db, j, car=car, facts=facts) if j.validation.probe_percent else None
+        probe = unit is not None
         if unit is None:
             unit = units_.pick(db, j, car=car, owner=facts.owner, hardware=facts.hardware)
         if unit is None:
@@ -230,6 +224,15 @@ class SqliteLedger:
             db, j, unit, facts=facts, car=car, now_us=now_us, deadline_us=deadline_us, probe=probe
         )
         return Lease(unit, attempt, from_us(deadline_us))
+
+    def _probe(self, db: sqlite3.Connection, j: JobRow, *, car: str, facts: CarFacts) -> int | None:
+        """The unit to check the car with, if this lease is a probe (a fixed function of job, car
+        and leases issued so far) and a verified unit it never saw exists."""
+        (issued,) = db.execute("SELECT issued FROM jobs WHERE id = ?", (j.id,)).fetchone()
+        if units_.draw(j.key, "probe", car, issued) >= j.validation.probe_percent:
+            return None
+        start = units_.draw(j.key, "start", car, issued) * j.units // 100
+        return trust_.pick_probe(db, j.id, car=car, owner=facts.owner, hardware=facts.hardware, start=start)
 
     def renew(self, job: str, unit: int, attempt: int, *, car: str, now: datetime) -> datetime:
         now_us = to_us(now)

@@ -24,6 +24,7 @@ The rules (BOINC's adaptive replication, sharpened):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import statistics
@@ -47,17 +48,7 @@ US = 1_000_000
 
 
 def validation_json(v: Validation) -> str:
-    return json.dumps(
-        {
-            "model": v.model,
-            "adaptive": v.adaptive,
-            "trust_after": v.trust_after,
-            "spot_percent": v.spot_percent,
-            "probe_percent": v.probe_percent,
-            "quarantine_after": v.quarantine_after,
-        },
-        sort_keys=True,
-    )
+    return json.dumps(dataclasses.asdict(v), sort_keys=True)
 
 
 def validation_from(text: str) -> Validation:
