@@ -116,9 +116,9 @@ class PodTokens:
 
     def stop(self, uid: str) -> None:
         """The pod is gone: no more refreshes, its file is removed."""
-        with self._wake:
+        with self._wake:  # under the lock: a refresh in flight cannot write the file back
             self._due.pop(uid, None)
-        shutil.rmtree(self.folder / uid, ignore_errors=True)
+            shutil.rmtree(self.folder / uid, ignore_errors=True)
 
     def close(self) -> None:
         with self._wake:
@@ -133,18 +133,19 @@ class PodTokens:
             shutil.rmtree(folder, ignore_errors=True)
 
     def _mint(self, want: ProjectedToken, *, refresh: bool = False) -> Path:
-        token, lifetime = self.request(want)
-        self.requested += 1
+        token, lifetime = self.request(want)  # slow: outside the lock
         folder = self.folder / want.uid
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = folder / f".token-{self.requested}"
-        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(token)
-        os.replace(fresh, folder / "token")
         with self._wake:
-            if not self._closed and (want.uid in self._due or not refresh):  # not stopped meanwhile
-                self._due[want.uid] = (self.clock() + REFRESH_AT * lifetime, want)
+            self.requested += 1
+            if self._closed or (refresh and want.uid not in self._due):  # stopped meanwhile
+                return folder / "token"
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fresh = folder / f".token-{self.requested}"
+            fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(token)
+            os.replace(fresh, folder / "token")
+            self._due[want.uid] = (self.clock() + REFRESH_AT * lifetime, want)
         return folder / "token"
 
     def _refresh(self) -> None:

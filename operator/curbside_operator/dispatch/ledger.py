@@ -231,6 +231,10 @@ class Summary:
     attempts: int = 0
     results: int = 0
     verified: int = 0
+    open_hardware: frozenset[str] | None = None
+    """The hardware classes the job's open work can run on; None when any car could take
+    some (a fresh unit, or one not pinned to a class). A replicated unit's later results must
+    come from its first result's class, so the tail of a job may want one class only."""
 
     @property
     def overhead(self) -> float:

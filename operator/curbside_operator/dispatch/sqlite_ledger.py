@@ -460,6 +460,7 @@ class SqliteLedger:
                 (j.id,),
             )
             return Summary(
+                open_hardware=self._open_hardware(db, j),
                 total=j.units,
                 pending=pending,
                 running=running,
@@ -473,6 +474,19 @@ class SqliteLedger:
                 results=results,
                 verified=verified,
             )
+
+    @staticmethod
+    def _open_hardware(db: sqlite3.Connection, j: JobRow) -> frozenset[str] | None:
+        """Which hardware classes could take a lease of this job now (None: any)."""
+        (cursor,) = db.execute("SELECT cursor FROM jobs WHERE id = ?", (j.id,)).fetchone()
+        if cursor < j.units:
+            return None
+        classes = db.execute(
+            "SELECT DISTINCT hw FROM units INDEXED BY units_open WHERE job = ? AND open_slots > 0", (j.id,)
+        ).fetchall()
+        if any(hw is None for (hw,) in classes):
+            return None
+        return frozenset(hw for (hw,) in classes)
 
     def live(self, job: str) -> list[LiveAttempt]:
         with self._tx() as db:

@@ -63,6 +63,8 @@ class Summary(Protocol):
     @property
     def verified(self) -> int: ...
     @property
+    def open_hardware(self) -> frozenset[str] | None: ...
+    @property
     def overhead(self) -> float: ...
     @property
     def done(self) -> bool: ...
@@ -180,6 +182,8 @@ def plan_jobs(
         stop_all = view.deleting or view.failure is not None or (summary is not None and summary.done)
         for pod in own:
             reason = "JobFinished" if stop_all else _pod_reason(pod, cars, ready, now, departure_lead)
+            if reason is None and summary is not None and _idle_elsewhere(pod, cars, summary):
+                reason = "NoWorkForAccelerator"
             if reason is not None:
                 plan.fence.append((pod.car, reason))
                 plan.delete.append(pod)
@@ -203,6 +207,7 @@ def plan_jobs(
                 created=view.job.metadata.creation_timestamp or now,
                 cars_in_use=frozenset(staying),
                 wanted=max(0, need - idle_pods),
+                hardware=summary.open_hardware,
             )
         )
     candidates = [placement.Candidate.of(car, ready=ready.get(name, False)) for name, car in cars.items()]
@@ -216,6 +221,16 @@ def plan_jobs(
             view = next(v for v in jobs if v.key == demand.key)
             _waiting(plans[demand.key], view, chosen.explain(total=len(candidates)), now=now)
     return plans
+
+
+def _idle_elsewhere(pod: PodView, cars: Mapping[str, vn.VehicleNode], summary: Summary) -> bool:
+    """The pod holds no unit, its car's accelerator has no open work, and another class has:
+    the car only keeps the job from a car that could compute (the tail of a replicated job
+    wants the hardware class of each unit's first result)."""
+    car, wanted = cars.get(pod.car), summary.open_hardware
+    if car is None or not wanted or pod.car in summary.cars_in_use:
+        return False
+    return car.spec.hardware.accelerator not in wanted
 
 
 def _pod_reason(

@@ -6,8 +6,9 @@ places one pod at a time. The operator places a job's pods on cars itself (bindi
 
 1. **Filter** each car: Ready and eligible (the owner's policy, judged by the operator),
    the job's placement policy (accelerators, regions, min TOPS, eligibility overrides),
-   a predicted departure later than one unit's expected time, and a free slot (a car runs
-   at most ``slots_per_car`` Curbside pods, one per job).
+   a predicted departure later than one unit's expected time, a free slot (a car runs
+   at most ``slots_per_car`` Curbside pods, one per job), and an accelerator the job's open
+   work can run on (a replicated unit's results all come from one hardware class).
 2. **Score** the rest: a long predicted idle window first (fewer migrations), then charging
    and unmetered network (free energy and data), then spread over owners (a later quorum
    needs distinct owners) and accelerator speed.
@@ -81,6 +82,8 @@ class Demand:
     cars_in_use: frozenset[str]
     wanted: int
     """How many more cars the job could use now (pending work, capped by maxCars)."""
+    hardware: frozenset[str] | None = None
+    """The accelerators the job's open work can run on (None: any)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +175,8 @@ def place(
             if car.name in demand.cars_in_use:
                 continue
             reason = reject_reason(car, demand.spec, now=now, expected_unit=expected_unit)
+            if reason is None and demand.hardware is not None and car.accelerator not in demand.hardware:
+                reason = "NoWorkForAccelerator"
             if reason is None and used[car.name] >= slots_per_car:
                 reason = "Busy"
             if reason is not None:

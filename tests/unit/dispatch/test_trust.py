@@ -194,6 +194,20 @@ def test_replicas_stay_within_the_first_cars_hardware_class(ledger: SqliteLedger
     assert done.committed
 
 
+def test_the_summary_names_the_hardware_classes_the_open_work_needs(ledger: SqliteLedger) -> None:
+    add(ledger, units=2)
+    assert ledger.summary(JOB).open_hardware is None  # fresh units: any car may start one
+    run(ledger, "a", "x", hardware="orin")
+    assert ledger.summary(JOB).open_hardware is None
+    run(ledger, "b", "y", t=1, hardware="fsd")  # both units started: each wants its own class
+    assert ledger.summary(JOB).open_hardware == {"orin", "fsd"}
+    run(ledger, "c", "x", t=2, hardware="orin")
+    assert ledger.summary(JOB).open_hardware == {"fsd"}
+    second = ledger.lease(JOB, car="d", owner="d", now=at(3), facts=CarFacts(owner="d", hardware="fsd"))
+    assert second is not None
+    assert ledger.summary(JOB).open_hardware == frozenset()  # all leased: nothing open
+
+
 def test_outputs_equal_within_tolerance_count_as_the_first_one(ledger: SqliteLedger) -> None:
     add(ledger, units=1)
     lease, _ = run(ledger, "a", "first")

@@ -51,6 +51,7 @@ def car(
     eligible: bool = True,
     departs_in: float | None = None,
     owner: str | None = None,
+    accelerator: str = "hw4",
 ) -> vn.VehicleNode:
     status: dict[str, Any] = {
         "state": state,
@@ -70,7 +71,7 @@ def car(
         "metadata": {"name": name},
         "spec": {
             "vehicle": {"vin": "5YJ3E1EA7KF000001", "owner": owner or f"o-{name}", "model": "Model 3"},
-            "hardware": {"accelerator": "hw4", "tops": 144, "memoryGiB": 16},
+            "hardware": {"accelerator": accelerator, "tops": 144, "memoryGiB": 16},
         },
         "status": status,
     }
@@ -85,11 +86,24 @@ def summary(
     succeeded: int = 0,
     failed: int = 0,
     cars: frozenset[str] = frozenset(),
+    open_hardware: frozenset[str] | None = None,
 ) -> ledger.Summary:
     if pending is None:
         pending = total - running - succeeded - failed
     done = f"0-{succeeded - 1}" if succeeded else ""
-    return ledger.Summary(total, pending, running, succeeded, failed, done, 0, cars, 0, running + succeeded)
+    return ledger.Summary(
+        total,
+        pending,
+        running,
+        succeeded,
+        failed,
+        done,
+        0,
+        cars,
+        0,
+        running + succeeded,
+        open_hardware=open_hardware,
+    )
 
 
 def pod(car_name: str, job_name: str = "j", **kw: Any) -> jobs.PodView:
@@ -186,6 +200,36 @@ def test_replicas_need_a_car_each() -> None:
     fleet = {n: car(n) for n in "abcdef"}
     out = plan([view], [], fleet, {view.key: summary(total=2)})[view.key]
     assert len(out.create) == 4
+
+
+def test_the_tail_of_a_replicated_job_moves_to_the_hardware_class_its_units_need() -> None:
+    # Two units wait for a second result from an hw4 car. The idle pod on the hw5 car is
+    # removed (it can get no unit and holds the job's last car), the pod computing on the
+    # other hw5 car stays, and the new pods go to hw4 cars only.
+    view = job(placement={"maxCars": 3}, redundancy={"replicas": 2, "quorum": 2})
+    fleet = {
+        "idle5": car("idle5", accelerator="hw5"),
+        "busy5": car("busy5", accelerator="hw5"),
+        "free5": car("free5", accelerator="hw5"),
+        "free4": car("free4"),
+    }
+    tail = summary(
+        total=4,
+        pending=2,
+        running=1,
+        succeeded=1,
+        cars=frozenset({"busy5"}),
+        open_hardware=frozenset({"hw4"}),
+    )
+    out = plan([view], [pod("idle5"), pod("busy5")], fleet, {view.key: tail})[view.key]
+    assert out.fence == [("idle5", "NoWorkForAccelerator")]
+    assert out.create == ["free4"]
+    # Nothing open at all (every unit leased): idle pods stay, they may get a unit that reopens.
+    quiet = summary(
+        total=4, pending=0, running=3, succeeded=1, cars=frozenset({"busy5"}), open_hardware=frozenset()
+    )
+    out = plan([view], [pod("idle5"), pod("busy5")], fleet, {view.key: quiet})[view.key]
+    assert out.fence == []
 
 
 def test_one_slot_per_car_and_priority_decides() -> None:

@@ -49,8 +49,9 @@ def demand(
     s: ij.InferenceJobSpec | None = None,
     in_use: frozenset[str] = frozenset(),
     created: datetime = NOW,
+    hardware: frozenset[str] | None = None,
 ) -> placement.Demand:
-    return placement.Demand(key, s or spec(), priority, created, in_use, wanted)
+    return placement.Demand(key, s or spec(), priority, created, in_use, wanted, hardware)
 
 
 @pytest.mark.parametrize(
@@ -150,3 +151,14 @@ def test_pod_names_are_deterministic_and_valid(job: str, car_name: str) -> None:
     assert len(name) <= placement.MAX_POD_NAME
     assert not name.endswith("-")
     assert placement.pod_name(job, car_name) != placement.pod_name(job, "car-00002")
+
+
+def test_a_job_whose_open_work_wants_one_accelerator_gets_only_cars_of_that_class() -> None:
+    # The faster hw5 cars rank first; but the job's last units were first run on hw4 cars, so
+    # their second results must come from hw4 (a hw5 car would hold a pod and get no unit).
+    cars = [car("fast", accelerator="hw5", tops=500), car("slow", accelerator="hw4")]
+    got = placement.place([demand(wanted=1, hardware=frozenset({"hw4"}))], cars, busy={}, now=NOW)["ns/job"]
+    assert got.cars == ("slow",)
+    assert got.rejected == {"NoWorkForAccelerator": 1}
+    anyone = placement.place([demand(wanted=1)], cars, busy={}, now=NOW)["ns/job"]
+    assert anyone.cars == ("fast",)
