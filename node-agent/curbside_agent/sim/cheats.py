@@ -13,8 +13,9 @@ car changes it just before submitting:
   saving work).
 - ``random``: output of the right shape with made-up values.
 
-Cheaters are drawn per car from a seed, so a run is reproducible; ``forged`` keeps the hash of
-every lie told, so a test can prove none of them became a unit's accepted result.
+Cheaters are drawn per car from a seed, so a run is reproducible; ``forged`` keeps every lie
+told as ``(unit, output hash)``, so a test can prove none of them became that unit's accepted
+result (a replayed output is some other unit's honest one: only the pair is a lie).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _random(value: Any, rng: random.Random) -> Any:
 class Cheater:
     """One car's lie. ``tell(result)`` returns what the car submits instead of ``result``."""
 
-    def __init__(self, mode: str, *, seed: int, forged: set[str] | None = None) -> None:
+    def __init__(self, mode: str, *, seed: int, forged: set[tuple[int, str]] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown cheat mode {mode!r}; known: {', '.join(MODES)}")
         self.mode = mode
@@ -84,7 +85,8 @@ class Cheater:
         self.forged = forged if forged is not None else set()
         self._lock = threading.Lock()
 
-    def tell(self, result: dict[str, Any]) -> dict[str, Any]:
+    def tell(self, result: dict[str, Any], *, unit: int) -> dict[str, Any]:
+        """What the car sends for ``unit`` instead of its honest ``result``."""
         with self._lock:
             if self.mode == "replay":
                 if self.first is None:  # nothing saved yet: this one is honest, and kept
@@ -98,5 +100,5 @@ class Cheater:
             else:
                 lie = _random(result, self.rng)
             if lie != result:
-                self.forged.add(workloads.output_hash(lie))
+                self.forged.add((unit, workloads.output_hash(lie)))
             return lie

@@ -33,24 +33,24 @@ def test_an_unknown_mode_is_refused_by_name() -> None:
 
 @pytest.mark.parametrize("mode", ["perturb", "random"])
 def test_lies_differ_beyond_any_tolerance_and_are_recorded(mode: str) -> None:
-    forged: set[str] = set()
+    forged: set[tuple[int, str]] = set()
     liar = cheats.Cheater(mode, seed=1, forged=forged)
     for unit in range(20):
-        lie = liar.tell(honest(unit))
+        lie = liar.tell(honest(unit), unit=unit)
         assert not within(lie, honest(unit), 0.01)
-        assert workloads.output_hash(lie) in forged
+        assert (unit, workloads.output_hash(lie)) in forged
     assert len(forged) == 20
 
 
 def test_a_perturber_with_nothing_to_move_still_lies() -> None:
     liar = cheats.Cheater("perturb", seed=1)
-    assert liar.tell({"items": []}) != {"items": []}
+    assert liar.tell({"items": []}, unit=0) != {"items": []}
 
 
 def test_a_replayer_sends_its_first_result_again_for_every_later_unit() -> None:
-    forged: set[str] = set()
+    forged: set[tuple[int, str]] = set()
     liar = cheats.Cheater("replay", seed=1, forged=forged)
-    assert liar.tell(honest(0)) == honest(0)  # nothing to replay yet: honest, and kept
+    assert liar.tell(honest(0), unit=0) == honest(0)  # nothing to replay yet: honest, and kept
     assert forged == set()
-    assert liar.tell(honest(5)) == honest(0)
-    assert forged == {workloads.output_hash(honest(0))}
+    assert liar.tell(honest(5), unit=5) == honest(0)
+    assert forged == {(5, workloads.output_hash(honest(0)))}  # unit 0's honest output is no lie for 0
