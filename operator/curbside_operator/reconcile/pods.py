@@ -34,6 +34,10 @@ CAR_LABEL = f"{GROUP}/car"
 VEHICLE_TAINT_KEY = f"{GROUP}/vehicle"
 DRIVING_TAINT_KEY = f"{GROUP}/driving"
 TRITON_GRPC_PORT = 8001
+TRITON_METRICS_PORT = 8002
+WORKER_METRICS_PORT = 9465
+"""The worker's Prometheus metrics, on the pod's IP (the chart's inference PodMonitor scrapes
+it, and Triton's own metrics port)."""
 DRIVING_TOLERATION_SECONDS = 5
 DISPATCHER_AUDIENCE = "curbside-dispatcher"
 """The audience of the workers' projected tokens: the dispatcher accepts no other."""
@@ -70,6 +74,8 @@ def pod_body(
         "CURBSIDE_TRITON_URL": f"127.0.0.1:{TRITON_GRPC_PORT}",
         "CURBSIDE_MODEL": spec.model.name,
         "CURBSIDE_BATCH_SIZE": str(batch_size),
+        "CURBSIDE_METRICS_PORT": str(WORKER_METRICS_PORT),
+        "CURBSIDE_METRICS_HOST": "0.0.0.0",  # the pod's network namespace: its own IP only
     }
     triton_args = ["tritonserver", "--model-control-mode=explicit", f"--load-model={spec.model.name}"]
     triton_args.append(f"--model-repository={spec.model.repository or '/models'}")
@@ -116,7 +122,10 @@ def pod_body(
                     "name": "tritonserver",
                     "image": spec.model.triton_image,
                     "args": triton_args,
-                    "ports": [{"name": "grpc", "containerPort": TRITON_GRPC_PORT}],
+                    "ports": [
+                        {"name": "grpc", "containerPort": TRITON_GRPC_PORT},
+                        {"name": "triton-metrics", "containerPort": TRITON_METRICS_PORT},
+                    ],
                     "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8000}},
                     "securityContext": _restricted(),
                 },
@@ -125,6 +134,7 @@ def pod_body(
                     "image": worker_image,
                     "args": ["worker"],
                     "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "ports": [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}],
                     "volumeMounts": [dict(TOKEN_MOUNT)],
                     "securityContext": _restricted(),
                 },

@@ -44,7 +44,10 @@ def run(repo: Path, work: Path, *, quick: bool, timeout: float) -> Scenario:
             r["triton_items_per_s"],
             r["inprocess_items_per_s"],
             baseline_is="same model in-process",
-            note=f"ratio {r['ratio']:.3f}",
+            note=(
+                f"ratio {r['ratio']:.3f}, one request at a time; "
+                f"{r.get('triton_pipelined_items_per_s', float('nan')):.1f}/s with the worker's 2 in flight"
+            ),
         )
         for r in figures["rows"]
     ]

@@ -227,6 +227,20 @@ def test_agent_pod_monitor_scrapes_the_agents_metrics_port() -> None:
     assert not by_kind(h.render(), "PodMonitor")  # off by default
 
 
+def test_inference_pod_monitor_scrapes_the_pods_the_operator_places() -> None:
+    from tests.unit.reconcile.test_pods import _body
+
+    docs = h.render(h.CHART / "ci" / "monitoring-values.yaml")
+    monitor = one(docs, "PodMonitor", "-inference")
+    pod = _body()
+    assert set(monitor["spec"]["selector"]["matchLabels"].items()) <= set(pod["metadata"]["labels"].items())
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}  # jobs live in users' namespaces
+    declared = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+    scraped = {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]}
+    assert scraped == {"metrics", "triton-metrics"} <= declared
+    assert not [d for d in by_kind(h.render(), "PodMonitor") if d["metadata"]["name"].endswith("-inference")]
+
+
 @pytest.mark.parametrize(
     "sets",
     [

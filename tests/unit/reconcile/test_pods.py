@@ -86,7 +86,12 @@ def test_worker_env_is_what_curbside_worker_reads() -> None:
         "CURBSIDE_TRITON_URL": "127.0.0.1:8001",
         "CURBSIDE_MODEL": "seti-spike-search",
         "CURBSIDE_BATCH_SIZE": "8",
+        "CURBSIDE_METRICS_PORT": "9465",
+        "CURBSIDE_METRICS_HOST": "0.0.0.0",
     }
+    # The metrics port the worker is told to serve is the one the pod declares (and the chart's
+    # inference PodMonitor scrapes by name).
+    assert worker["ports"] == [{"name": "metrics", "containerPort": int(env["CURBSIDE_METRICS_PORT"])}]
     triton = next(
         c
         for c in _body(_job(repository="s3://models/x"))["spec"]["containers"]
