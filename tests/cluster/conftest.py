@@ -18,6 +18,9 @@ from curbside_testbed import bed, guard
 from tests.cluster.api.conftest import crds  # noqa: F401  (session fixture: CRDs applied and served)
 
 CARS = int(os.environ.get("CURBSIDE_TEST_CARS", "1000"))
+SILENCEABLE = (f"car-{CARS - 1:05d}", f"car-{CARS - 2:05d}")
+"""The session's two last cars: the bench baseline test silences one of them for good (kwok
+stops heart-beating it), so no other test may count on them."""
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ import pytest
 
 from curbside_testbed import audit, bed, build, fleet
 from tests.cluster import wait
+from tests.cluster.conftest import SILENCEABLE
 
 CARS = int(os.environ.get("CURBSIDE_TEST_CARS", "1000"))
 
@@ -47,9 +48,14 @@ def test_every_car_node_is_ready_labelled_and_tainted(api: httpx.Client) -> None
     cars = fleet.list_cars(api)
     assert len(cars) == CARS
     # kwok heartbeats 1,000 Nodes; on a loaded 2-core box one may be late for a moment and the
-    # node controller marks it NotReady until the next beat: every car must be Ready again soon.
+    # node controller marks it NotReady until the next beat: every car must be Ready again soon
+    # (but the one the bench baseline test silenced on purpose).
     wait.until(
-        lambda: all(fleet.is_ready(n) for n in fleet.list_cars(api)), timeout=120, what="every car Ready"
+        lambda: all(
+            fleet.is_ready(n) for n in fleet.list_cars(api) if n["metadata"]["name"] not in SILENCEABLE
+        ),
+        timeout=120,
+        what="every car Ready",
     )
     sample = cars[len(cars) // 2]
     assert fleet.VEHICLE_TAINT in sample["spec"]["taints"]

@@ -16,13 +16,13 @@ import httpx
 from curbside_testbed import bed
 from curbside_testbed.bench import baseline, kit
 from tests.cluster import wait
-from tests.cluster.conftest import CARS
+from tests.cluster.conftest import SILENCEABLE
 
 
 def test_a_silenced_car_goes_unknown_and_kubernetes_moves_its_pod(
     testbed: bed.TestBed, api: httpx.Client
 ) -> None:
-    cars = [kit.car_name(CARS - 1), kit.car_name(CARS - 2)]
+    cars = list(SILENCEABLE)
     for car in cars:
         r = api.patch(
             f"/api/v1/nodes/{car}",

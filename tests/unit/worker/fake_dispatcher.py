@@ -166,7 +166,9 @@ class FakeDispatcher:
             app = web.Application()
             app.router.add_post("/v1/jobs/{ns}/{name}/{action:lease}", self._handle)
             app.router.add_post("/v1/jobs/{ns}/{name}/units/{unit:\\d+}/{action}", self._handle)
-            self._runner = web.AppRunner(app)
+            # A stop is a crash, not a graceful shutdown: a request in flight (a lease renewal)
+            # must not hold it for aiohttp's default 60 s.
+            self._runner = web.AppRunner(app, shutdown_timeout=0.5)
             await self._runner.setup()
             site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
             await site.start()
