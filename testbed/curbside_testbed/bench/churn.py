@@ -3,7 +3,8 @@
 Why this exists: DESIGN §8 promises no unit lost, at most 5 % re-run and at least 90 % of the
 eligible car-time used while a backlog waits. Workers are played over the dispatcher's HTTP
 API with the tokens the operator put into their pods (lease, "compute" for the unit's time,
-commit): the real protocol, without Triton (scenario 6 measures inference itself). Cars leave
+commit, each worker proving its pod with the pod-bound token a kubelet would project, asked
+of the TokenRequest API): the real protocol, without Triton (scenario 6 measures inference itself). Cars leave
 at random (a Poisson process of ``rate_per_hour`` per car, times ``speed``) the way the agent
 does it: the worker stops at once, mid-unit, then the car reports Driving; it parks again
 later. Exactly-once is checked as we go: a unit committed twice, or a unit never committed
@@ -48,13 +49,36 @@ def _env(pod: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in worker.get("env", [])}
 
 
-async def _worker(pod: dict[str, Any], unit_s: float, tally: Tally) -> None:
+def pod_token(api: httpx.Client, pod: dict[str, Any]) -> str:
+    """The token the kubelet would project into ``pod`` (its ``serviceAccountToken`` volume
+    source: audience, lifetime), bound to the pod, from the TokenRequest API."""
+    meta, spec = pod["metadata"], pod["spec"]
+    sources = [s for v in spec.get("volumes", []) for s in (v.get("projected") or {}).get("sources", [])]
+    want = next(s["serviceAccountToken"] for s in sources if "serviceAccountToken" in s)
+    account = spec.get("serviceAccountName") or "default"
+    body = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": {
+            "audiences": [want["audience"]],
+            "expirationSeconds": want.get("expirationSeconds", 3600),
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
+        },
+    }
+    r = api.post(f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token", json=body)
+    if r.status_code != 201:
+        raise kit.BenchError(f"token for pod {meta['name']}: HTTP {r.status_code}: {r.text[:200]}")
+    return str(r.json()["status"]["token"])
+
+
+async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: Tally) -> None:
     env = _env(pod)
     car = env["CURBSIDE_CAR"]
     base = (
         f"{env['CURBSIDE_DISPATCHER_URL']}/v1/jobs/{env['CURBSIDE_JOB_NAMESPACE']}/{env['CURBSIDE_JOB_NAME']}"
     )
-    headers = {"Authorization": f"Bearer {env['CURBSIDE_TOKEN']}"}
+    token = await asyncio.to_thread(pod_token, api, pod)  # valid 10 min; a worker lives far less
+    headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         while True:
             r = await http.post("/lease", json={"car": car, "owner": env["CURBSIDE_OWNER"]})
@@ -122,7 +146,7 @@ async def _run(
                 del workers[car]
         for car, pod in on.items():
             if car not in workers and car not in away:
-                workers[car] = asyncio.create_task(_worker(pod, unit_s, tally))
+                workers[car] = asyncio.create_task(_worker(ctx.api, pod, unit_s, tally))
         for car in list(workers):  # departures: the agent stops the work first, then reports
             if rng.random() < rate * dt:
                 workers.pop(car).cancel()
