@@ -5,7 +5,8 @@ same time on the same bed, with the machine, versions, seed and load written nex
 This brings the bed up once, runs the scenarios in an order that keeps them out of each
 other's way (kube-scheduler's timing first, while nothing else schedules; the baseline's
 departures in the background, because Kubernetes needs minutes; Curbside's scenarios
-meanwhile), then writes ``results.json``, ``results.md`` and the PNG figures into ``--out``.
+meanwhile; the inference path last, once the bed is down), then writes ``results.json``,
+``results.md`` and the PNG figures into ``--out``.
 """
 
 from __future__ import annotations
@@ -191,10 +192,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         scenarios.append(
             churn.run(ctx, cars=plan.churn_cars, minutes=plan.churn_minutes, speed=plan.churn_speed)
         )
-        sampler.mark("inference")
-        if not args.skip_inference:
-            say("inference path: Triton vs in-process")
-            scenarios.append(inference.run(REPO, work, quick=args.quick, timeout=1200))
         sampler.stop()
         scenarios.append(footprint.scenario({f"{args.cars} cars": idle}, sampler))
         say("waiting for the baseline's pods to come back")
@@ -206,6 +203,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 part.stop()
         if not args.keep:
             tb.down()
+    if not args.skip_inference:  # last, with the test bed down: nothing else competes for the CPU
+        say(f"inference path: Triton vs in-process (load average {results.load_average()[0]})")
+        scenarios.append(inference.run(REPO, work, quick=args.quick, timeout=1200))
     finished = datetime.now(UTC).isoformat(timespec="seconds")
     doc = results.document(
         env=env,

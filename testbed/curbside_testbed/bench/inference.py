@@ -22,7 +22,7 @@ from curbside_testbed.bench.results import Row, Scenario
 def run(repo: Path, work: Path, *, quick: bool, timeout: float) -> Scenario:
     out = work / "triton_vs_torch.json"
     log = work / "triton_vs_torch.log"
-    argv = [sys.executable, str(repo / "bench" / "triton_vs_torch.py"), "--json", str(out)]
+    argv = [sys.executable, str(repo / "bench" / "triton_vs_torch.py"), "--json", str(out), "--repeats", "5"]
     with log.open("wb") as sink:
         done = subprocess.run(
             [*argv, *(["--quick"] if quick else [])],
