@@ -269,7 +269,7 @@ class JobLoop:
                 lambda: [ledger.fence_car(view.key, car, now=now, charge=charge) for car in cars]
             )
         for car, reason in plan.fence:
-            if reason == "JobFinished":
+            if reason in jobs.NOT_DEPARTURES:
                 continue
             metrics.DEPARTURES.labels(reason=reason).inc()
             observed = self.fleet.cars[car].status.observed_at if car in self.fleet.cars else None

@@ -32,6 +32,9 @@ from curbside_operator.reconcile import placement
 REASON_WAITING = "WaitingForCars"
 REASON_MODEL_NOT_FOUND = "ModelNotFound"
 REASON_UNITS_FAILED = "UnitsFailed"
+JOB_FINISHED = "JobFinished"
+NOT_DEPARTURES = frozenset({JOB_FINISHED, placement.NO_WORK_FOR_ACCELERATOR})
+"""Reasons the operator itself removes a pod for: the car did not leave."""
 
 
 class Summary(Protocol):
@@ -181,9 +184,9 @@ def plan_jobs(
         summary = summaries.get(view.key)
         stop_all = view.deleting or view.failure is not None or (summary is not None and summary.done)
         for pod in own:
-            reason = "JobFinished" if stop_all else _pod_reason(pod, cars, ready, now, departure_lead)
+            reason = JOB_FINISHED if stop_all else _pod_reason(pod, cars, ready, now, departure_lead)
             if reason is None and summary is not None and _idle_elsewhere(pod, cars, summary):
-                reason = "NoWorkForAccelerator"
+                reason = placement.NO_WORK_FOR_ACCELERATOR
             if reason is not None:
                 plan.fence.append((pod.car, reason))
                 plan.delete.append(pod)

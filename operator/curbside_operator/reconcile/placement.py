@@ -32,6 +32,8 @@ from curbside_operator.api.v1alpha1 import vehiclenode as vn
 
 MAX_POD_NAME = 63
 IDLE_WINDOW_CAP = timedelta(hours=12)
+NO_WORK_FOR_ACCELERATOR = "NoWorkForAccelerator"
+"""A car passed over (or its idle pod removed): the job's open work wants another hardware class."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +178,7 @@ def place(
                 continue
             reason = reject_reason(car, demand.spec, now=now, expected_unit=expected_unit)
             if reason is None and demand.hardware is not None and car.accelerator not in demand.hardware:
-                reason = "NoWorkForAccelerator"
+                reason = NO_WORK_FOR_ACCELERATOR
             if reason is None and used[car.name] >= slots_per_car:
                 reason = "Busy"
             if reason is not None:
