@@ -444,11 +444,12 @@ class SqliteLedger:
     def summary(self, job: str) -> Summary:
         with self._tx() as db:
             j = self._job(db, job)
-            pending, running, succeeded, failed, reruns, departures, issued, results, verified = db.execute(
-                "SELECT pending, running, succeeded, failed, reruns, departures, issued, results, verified"
-                " FROM jobs WHERE id = ?",
+            row = db.execute(
+                "SELECT pending, running, succeeded, failed, reruns, departures, issued, results, verified,"
+                " cursor FROM jobs WHERE id = ?",
                 (j.id,),
             ).fetchone()
+            pending, running, succeeded, failed, reruns, departures, issued, results, verified, cursor = row
             runs = db.execute(  # gaps and islands: consecutive units share unit - row_number()
                 "SELECT min(unit), max(unit) FROM (SELECT unit, unit - row_number() OVER (ORDER BY unit) AS g"
                 " FROM units INDEXED BY units_state WHERE job = ? AND state = ?) GROUP BY g ORDER BY 1",
@@ -460,7 +461,7 @@ class SqliteLedger:
                 (j.id,),
             )
             return Summary(
-                open_hardware=self._open_hardware(db, j),
+                open_hardware=self._open_hardware(db, j, cursor),
                 total=j.units,
                 pending=pending,
                 running=running,
@@ -476,9 +477,9 @@ class SqliteLedger:
             )
 
     @staticmethod
-    def _open_hardware(db: sqlite3.Connection, j: JobRow) -> frozenset[str] | None:
-        """Which hardware classes could take a lease of this job now (None: any)."""
-        (cursor,) = db.execute("SELECT cursor FROM jobs WHERE id = ?", (j.id,)).fetchone()
+    def _open_hardware(db: sqlite3.Connection, j: JobRow, cursor: int) -> frozenset[str] | None:
+        """Which hardware classes could take a lease of this job now (None: any); ``cursor`` is
+        the job's next never-issued unit."""
         if cursor < j.units:
             return None
         classes = db.execute(
