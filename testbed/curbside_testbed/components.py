@@ -206,8 +206,15 @@ def write_audit_policy(layout: Layout) -> Path:
     return path
 
 
+NODE_STAGES = Path(__file__).with_name("kwok-node-stages.yaml")
+"""kwok's node stages with a kubelet's 5-minute status report (the file says why)."""
+
+
 def write_kwok_config(layout: Layout) -> None:
-    """kwok's private ~/.kwok/kwok.yaml: more parallel Lease renewals than the default 4."""
+    """kwok's private ~/.kwok/kwok.yaml: more parallel Lease renewals, and ``NODE_STAGES``.
+
+    Without the stages, kwok's default heartbeat would patch every Node's status every 20-45 s.
+    """
     path = layout.root / ".kwok" / "kwok.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -217,6 +224,7 @@ def write_kwok_config(layout: Layout) -> None:
         "  nodeLeaseParallelism: 16\n"
         "  nodePlayStageParallelism: 8\n"
         "  podPlayStageParallelism: 8\n"
+        "---\n" + NODE_STAGES.read_text()
     )
 
 

@@ -60,8 +60,11 @@ class Watch:
     counts resumptions.
     """
 
-    def __init__(self, client: httpx.Client, path: str, *, resource_version: str) -> None:
+    def __init__(
+        self, client: httpx.Client, path: str, *, resource_version: str, timeout_seconds: int = 5
+    ) -> None:
         self.client, self.path, self.resource_version = client, path, resource_version
+        self.timeout_seconds = timeout_seconds
         self.events: queue.Queue[Seen] = queue.Queue()
         self.error: BaseException | None = None
         self.restarts = 0
@@ -72,11 +75,13 @@ class Watch:
     def _stream(self) -> None:
         # A server-side timeout ends the stream every few seconds (it resumes at once), so the
         # thread notices stop() promptly and its socket is never closed under it by another thread.
+        # A latency measurement asks for longer streams: each resumption delays what happens
+        # while it reconnects.
         params = {
             "watch": "1",
             "resourceVersion": self.resource_version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": "5",
+            "timeoutSeconds": str(self.timeout_seconds),
         }
         with self.client.stream("GET", self.path, params=params, timeout=None) as response:
             response.raise_for_status()
@@ -121,12 +126,13 @@ def watch(testbed: bed.TestBed) -> Iterator[Any]:
     clients: list[httpx.Client] = []
     watches: list[Watch] = []
 
-    def start(path: str) -> Watch:
+    def start(path: str, *, timeout_seconds: int = 5) -> Watch:
         client = testbed.http(timeout=30)
         clients.append(client)
         r = client.get(path, params={"limit": 1})
         assert r.status_code == 200, r.text
-        follower = Watch(client, path, resource_version=r.json()["metadata"]["resourceVersion"])
+        version = r.json()["metadata"]["resourceVersion"]
+        follower = Watch(client, path, resource_version=version, timeout_seconds=timeout_seconds)
         watches.append(follower)
         return follower
 
@@ -136,7 +142,7 @@ def watch(testbed: bed.TestBed) -> Iterator[Any]:
     for follower in watches:
         # Closing a client while its thread still reads would free the socket's descriptor
         # for the next test's connection, and the old thread would read its bytes.
-        follower._thread.join(timeout=30)
+        follower._thread.join(timeout=follower.timeout_seconds + 30)
     for client in clients:
         client.close()
 

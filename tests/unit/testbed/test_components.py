@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from curbside_testbed import build, components
 
@@ -38,3 +39,19 @@ def test_cache_key_follows_the_pins(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert not tc.is_built()
     monkeypatch.setattr(build, "KWOK_VERSION", "v9.9.9")
     assert build.toolchain().key != tc.key
+
+
+def test_kwok_heartbeats_node_status_like_a_kubelet_with_a_lease(layout: components.Layout) -> None:
+    """kwok v0.7.0's own default (with Leases on) patches every Node's status every 20-45 s."""
+    components.write_kwok_config(layout)
+    docs = list(yaml.safe_load_all((layout.root / ".kwok" / "kwok.yaml").read_text()))
+    assert docs[0]["kind"] == "KwokConfiguration"
+    stages = {d["metadata"]["name"]: d["spec"] for d in docs[1:]}
+    assert set(stages) == {"node-initialize", "node-heartbeat-with-lease"}
+    assert all(s["resourceRef"] == {"apiGroup": "v1", "kind": "Node"} for s in stages.values())
+    delay = stages["node-heartbeat-with-lease"]["delay"]
+    assert delay["durationMilliseconds"] >= 300_000  # a kubelet's nodeStatusReportFrequency
+    assert delay["jitterDurationMilliseconds"] >= delay["durationMilliseconds"]
+    # The initial stage makes a new Node Ready at once (no delay), as kwok's own does.
+    assert "delay" not in stages["node-initialize"]
+    assert "phase: Running" in stages["node-initialize"]["next"]["statusTemplate"]
