@@ -19,7 +19,9 @@ own clocks (``observedAt``, time windows, departures) are simulated time.
 ``SimClock`` maps the two: simulated = start + (wall − wall0) × speed, so a report's
 ``observedAt`` converts back to the wall moment it was observed (``wall_of``), which is how
 the cluster tests measure visibility latency. Speed 0 means "as fast as possible": the
-clock then advances a fixed simulated step per tick, whatever the wall clock does.
+clock then advances a fixed simulated step per tick, whatever the wall clock does. A paced
+clock (``paced``, from ``pace.schedule``) changes speed with the fleet's business and
+maps both ways just as exactly.
 """
 
 from __future__ import annotations
@@ -35,19 +37,37 @@ from datetime import datetime, timedelta
 
 from curbside_agent import agent, state
 from curbside_agent.signals import sources
-from curbside_agent.sim import mobility
+from curbside_agent.sim import mobility, pace
 
 
 @dataclasses.dataclass
 class SimClock:
-    """Simulated time from wall time (``speed`` > 0), or advanced by hand (``speed`` == 0)."""
+    """Simulated time from wall time (``speed`` > 0), or advanced by hand (``speed`` == 0).
+
+    With ``paced`` (a ``pace.Schedule``) the speed changes along it; ``speed`` is then only
+    its fastest, and ``current_speed`` tells the speed now.
+    """
 
     start: datetime
     speed: float
     wall: Callable[[], float] = time.time
     wall0: float = 0.0
     held: bool = True
+    paced: pace.Schedule | None = None
     _manual: datetime | None = None
+
+    @classmethod
+    def from_anchor(cls, anchor: dict[str, object]) -> SimClock:
+        """The clock that ``anchor()`` described (held, like any clock before ``begin``)."""
+        start = datetime.fromisoformat(str(anchor["start"]))
+        raw = anchor.get("paced")
+        paced = pace.Schedule.from_json(raw) if isinstance(raw, list) else None
+        return cls(
+            start=start,
+            speed=float(str(anchor["speed"])),
+            wall0=float(str(anchor["wall0"])),
+            paced=paced,
+        )
 
     def begin(self) -> None:
         """Start simulated time: ``start`` is this wall moment (until then, ``now`` is ``start``)."""
@@ -58,9 +78,16 @@ class SimClock:
     def now(self) -> datetime:
         if self.held:
             return self.start
+        if self.paced is not None:
+            return self.start + timedelta(seconds=self.paced.sim_at(self.wall() - self.wall0))
         if self.speed > 0:
             return self.start + timedelta(seconds=(self.wall() - self.wall0) * self.speed)
         return self._manual or self.start
+
+    def current_speed(self) -> float:
+        if self.paced is not None and not self.held:
+            return self.paced.speed_at(self.wall() - self.wall0)
+        return self.speed
 
     def advance(self, seconds: float) -> datetime:
         """As-fast-as-possible mode: move simulated time on by ``seconds``."""
@@ -69,10 +96,16 @@ class SimClock:
 
     def wall_of(self, moment: datetime) -> float:
         """The wall time (``time.time`` seconds) at which simulated ``moment`` was "now"."""
-        return self.wall0 + (moment - self.start).total_seconds() / self.speed
+        offset = (moment - self.start).total_seconds()
+        if self.paced is not None:
+            return self.wall0 + self.paced.wall_at(offset)
+        return self.wall0 + offset / self.speed
 
     def anchor(self) -> dict[str, object]:
-        return {"start": self.start.isoformat(), "speed": self.speed, "wall0": self.wall0}
+        found: dict[str, object] = {"start": self.start.isoformat(), "speed": self.speed, "wall0": self.wall0}
+        if self.paced is not None:
+            found["paced"] = self.paced.as_json()
+        return found
 
 
 @dataclasses.dataclass(slots=True, eq=False)

@@ -51,7 +51,7 @@ from typing import Any, TextIO
 from curbside_agent import agent, cli, credentials, interlock, kube, metrics, policy, state
 from curbside_agent.models import serve
 from curbside_agent.signals import sources
-from curbside_agent.sim import driver, enroll, mobility, tokens, workers
+from curbside_agent.sim import driver, enroll, mobility, pace, tokens, workers
 from curbside_agent.worker import metrics as worker_metrics
 from curbside_agent.worker.triton import TritonUnavailable
 from curbside_operator.api.v1alpha1 import vehiclenode
@@ -91,6 +91,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--duration", type=duration, help="simulated time to run (e.g. 3d); default: until stopped"
     )
+    p.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        help="instead of --speed: a speed per 2 simulated minutes that keeps about this many "
+        "changes per wall second (fast through quiet nights; needs --duration)",
+    )
+    p.add_argument("--fastest", type=float, default=3600.0, help="with --pace: the highest speed")
     p.add_argument("--lease-seconds", type=int, default=10, help="Lease renewal period, wall seconds")
     p.add_argument(
         "--battery-step",
@@ -154,7 +162,7 @@ class Summary:
         span = max(1e-9, now - self.last_at)
         states = self.run.states()
         text = (
-            f"[sim] {self.run.clock.now():%Y-%m-%dT%H:%M}Z x{self.run.clock.speed:g} | "
+            f"[sim] {self.run.clock.now():%Y-%m-%dT%H:%M}Z x{self.run.clock.current_speed():.0f} | "
             + " ".join(f"{key} {states[key]}" for key in sorted(states))
             + f" | eligible {self.run.eligible()}"
             + f" | events {(totals.events - self.last.events) / span:.0f}/s"
@@ -271,10 +279,20 @@ async def simulate(args: argparse.Namespace, *, stop: asyncio.Event, out: TextIO
         stored, nodes = await enroll.enroll(
             admin, cars=args.cars, seed=args.seed, start=args.start, namespace=args.lease_namespace
         )
+
+        def make_fleet() -> mobility.Fleet:
+            return mobility.Fleet(
+                cars=args.cars, seed=args.seed, start=args.start, battery_step_percent=args.battery_step
+            )
+
         clock = driver.SimClock(start=args.start, speed=args.speed)
-        fleet = mobility.Fleet(
-            cars=args.cars, seed=args.seed, start=args.start, battery_step_percent=args.battery_step
-        )
+        if args.pace > 0:
+            until = args.start + args.duration
+            clock.paced = pace.schedule(make_fleet, until=until, rate=args.pace, fastest=args.fastest)
+            clock.speed = clock.paced.fastest
+            wall = clock.paced.wall_at(args.duration.total_seconds())
+            print(f"[sim] paced at {args.pace:g} changes/s: {wall:.0f} s of wall time", file=out, flush=True)
+        fleet = make_fleet()
         cars = build_cars(
             stored=stored,
             nodes=nodes,
@@ -338,6 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = cli.parse(parser(), argv, quiet=True)
     if isinstance(args, int):
         return args
+    if args.pace < 0 or (args.pace > 0 and (args.duration is None or args.fastest <= 0)):
+        print(
+            "curbside sim: --pace: a positive rate, with --duration and a positive --fastest", file=sys.stderr
+        )
+        return 2
 
     async def work(stop: asyncio.Event) -> int:
         try:
