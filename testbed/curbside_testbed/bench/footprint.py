@@ -5,12 +5,15 @@ with 10,000 cars and pods; an unchanged car costs one Lease write per period and
 write). ``Sampler`` reads the operator's RSS and CPU seconds from /proc every second of the
 whole run (the plot shows them with the scenarios marked); ``idle`` holds the fleet still with
 a job placed and counts, from the audit log, every write the operator made meanwhile. The
-baseline column is what Kubernetes' own controllers (kube-controller-manager and
-kube-scheduler, Go) hold on the same bed at the same moment.
+baseline columns are what Kubernetes' own controllers (kube-controller-manager and
+kube-scheduler, Go) hold on the same bed at the same moment, and what its node heartbeats
+(kwok's fake kubelets: a node Lease update per renewal and a node status patch every 5
+minutes) write per car meanwhile, from the API server's own request counters.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -20,6 +23,45 @@ from typing import Any
 from curbside_testbed import bed, components
 from curbside_testbed.bench import curbside, kit, stats
 from curbside_testbed.bench.results import Row, Scenario
+
+HEARTBEATS = {("UPDATE", "leases", ""), ("PATCH", "nodes", "status")}
+"""The requests a kubelet (kwok's) makes to stay alive: node Lease updates and node status patches.
+
+On this bed nothing else makes them: car Leases are merge patches, kube-controller-manager
+patches Nodes without the status subresource, and nothing else holds a Lease (no leader
+election)."""
+_REQUEST = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def heartbeat_requests(metrics: str) -> int:
+    """How many ``HEARTBEATS`` requests the API server's ``/metrics`` text has counted."""
+    total = 0.0
+    for line in metrics.splitlines():
+        found = _REQUEST.match(line)
+        if found is None:
+            continue
+        labels = dict(_LABEL.findall(found.group(1)))
+        if (labels.get("verb"), labels.get("resource"), labels.get("subresource", "")) in HEARTBEATS:
+            total += float(found.group(2))
+    return int(total)
+
+
+def _heartbeats(api: Any) -> int:
+    r = api.get("/metrics")
+    r.raise_for_status()
+    return heartbeat_requests(r.text)
+
+
+def _alive_nodes(api: Any, since: float) -> int:
+    """Car Nodes whose Lease was renewed after ``since`` (the baseline's departed cars are not)."""
+    r = api.get("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases")
+    r.raise_for_status()
+    return sum(
+        1
+        for lease in r.json().get("items", [])
+        if (renewed := (lease.get("spec") or {}).get("renewTime")) and stats.parse_time(renewed) >= since
+    )
 
 
 def rss_mib(pid: int) -> float:
@@ -73,6 +115,7 @@ class Sampler:
 def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total: int) -> dict[str, Any]:
     """Hold the fleet still for ``seconds`` with ``job`` placed; what the operator cost meanwhile."""
     tail = kit.AuditTail(ctx.audit_log)
+    heartbeats0, since = _heartbeats(ctx.api), time.time()
     cpu0, _ = ctx.operator.usage()
     t0 = time.monotonic()
     rss: list[float] = []
@@ -81,6 +124,8 @@ def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total:
         time.sleep(1.0)
     cpu1, _ = ctx.operator.usage()
     wall = time.monotonic() - t0
+    heartbeats = _heartbeats(ctx.api) - heartbeats0
+    alive = _alive_nodes(ctx.api, since)
     time.sleep(1.5)  # the audit writer flushes every second
     events = tail.read()
     by: Counter[str] = Counter()
@@ -110,6 +155,8 @@ def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total:
         "operator_writes_per_car_per_min": sum(by.values()) / cars_total / minutes,
         "lease_writes_per_car_per_min": lease_writes / len(ctx.curbside_cars) / minutes,
         "renew_period_s": ctx.cars.period,
+        "kubelet_writes_per_node_per_min": heartbeats / max(1, alive) / minutes,
+        "kubelet_lease_seconds": layout.lease_seconds,
         "kubernetes_controllers_rss_mib": go,
     }
 
@@ -142,10 +189,13 @@ def scenario(at: dict[str, dict[str, Any]], sampler: Sampler) -> Scenario:
             ),
             Row(
                 "4 Operator footprint",
-                "car Lease writes per car per minute",
+                "car writes per car per minute while nothing changes",
                 "writes",
                 f["lease_writes_per_car_per_min"],
-                note=f"renewal every {f['renew_period_s']:g} s",
+                f.get("kubelet_writes_per_node_per_min"),
+                baseline_is="kubelet (kwok): node Lease updates + node status patches",
+                note=f"Curbside: Lease renewal every {f['renew_period_s']:g} s, no status write; "
+                f"kwok: Lease renewal every {f.get('kubelet_lease_seconds', 40) / 4:g} s, status every 5 min",
             ),
         ]
     return Scenario("footprint", {"idle": at, **sampler.figures()}, rows)
