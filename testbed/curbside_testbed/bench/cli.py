@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # kube-scheduler's timing fits before, so the baseline's replacements never wait for it.
         say(f"kube-scheduler placing {len(ours):,} pods")
         sched = placement.kube_scheduler(tb, api, len(ours), 900)
+        removal = placement.Removal(tb, api, len(ours))
         subprocess.run(
             [str(build.toolchain().binary("kubectl")), "apply", "-f", str(REPO / "crds")],
             check=True,
@@ -161,6 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "Curbside's cars eligible", lambda: _eligible(api), round(0.95 * len(ours)), stall=45, timeout=900
         )
         eligible = _eligible(api)
+        removal.wait(900)
         sampler.mark("placement")
         say(f"Curbside placing a job on {eligible:,} cars")
         scenarios.append(placement.run(tb, ctx, eligible, 900, sched))
