@@ -129,6 +129,10 @@ def watch(testbed: bed.TestBed) -> Iterator[Any]:
     def start(path: str, *, timeout_seconds: int = 5) -> Watch:
         client = testbed.http(timeout=30)
         clients.append(client)
+        # A list at resourceVersion 0 is served by the API server's watch cache, once that cache
+        # is filled. Without it, a watch on a just-created CRD can start from a version older
+        # than the cache's first one and fail at once with "too old resource version".
+        assert client.get(path, params={"resourceVersion": "0", "limit": 1}).status_code == 200
         r = client.get(path, params={"limit": 1})
         assert r.status_code == 200, r.text
         version = r.json()["metadata"]["resourceVersion"]
