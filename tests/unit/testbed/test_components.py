@@ -47,11 +47,16 @@ def test_kwok_heartbeats_node_status_like_a_kubelet_with_a_lease(layout: compone
     docs = list(yaml.safe_load_all((layout.root / ".kwok" / "kwok.yaml").read_text()))
     assert docs[0]["kind"] == "KwokConfiguration"
     stages = {d["metadata"]["name"]: d["spec"] for d in docs[1:]}
-    assert set(stages) == {"node-initialize", "node-heartbeat-with-lease"}
+    assert set(stages) == {"node-initialize", "node-heartbeat-with-lease", "node-departed"}
     assert all(s["resourceRef"] == {"apiGroup": "v1", "kind": "Node"} for s in stages.values())
     delay = stages["node-heartbeat-with-lease"]["delay"]
     assert delay["durationMilliseconds"] >= 300_000  # a kubelet's nodeStatusReportFrequency
     assert delay["jitterDurationMilliseconds"] >= delay["durationMilliseconds"]
+    # A departed (Terminated) car's queued heartbeat is replaced by a stage that never plays.
+    departed = stages["node-departed"]
+    assert departed["selector"]["matchExpressions"][0]["values"] == ["Terminated"]
+    assert departed["delay"]["durationMilliseconds"] >= 365 * 86_400_000
+    assert not departed["next"]
     # The initial stage makes a new Node Ready at once (no delay), as kwok's own does.
     assert "delay" not in stages["node-initialize"]
     assert "phase: Running" in stages["node-initialize"]["next"]["statusTemplate"]
