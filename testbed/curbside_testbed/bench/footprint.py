@@ -24,7 +24,7 @@ from curbside_testbed import bed, components
 from curbside_testbed.bench import curbside, kit, stats
 from curbside_testbed.bench.results import Row, Scenario
 
-HEARTBEATS = {("UPDATE", "leases", ""), ("PATCH", "nodes", "status")}
+HEARTBEATS = {("PUT", "leases", ""), ("PATCH", "nodes", "status")}
 """The requests a kubelet (kwok's) makes to stay alive: node Lease updates and node status patches.
 
 On this bed nothing else makes them: car Leases are merge patches, kube-controller-manager

@@ -10,8 +10,8 @@ NODES = 'component="apiserver",dry_run="",group="",resource="nodes",scope="resou
 METRICS = f"""\
 # HELP apiserver_request_total [STABLE] Counter of apiserver requests ...
 # TYPE apiserver_request_total counter
-apiserver_request_total{{code="200",{LEASES},subresource="",verb="UPDATE",version="v1"}} 1200
-apiserver_request_total{{code="409",{LEASES},subresource="",verb="UPDATE",version="v1"}} 3
+apiserver_request_total{{code="200",{LEASES},subresource="",verb="PUT",version="v1"}} 1200
+apiserver_request_total{{code="409",{LEASES},subresource="",verb="PUT",version="v1"}} 3
 apiserver_request_total{{code="200",{LEASES},subresource="",verb="PATCH",version="v1"}} 900
 apiserver_request_total{{code="200",{NODES},subresource="status",verb="PATCH",version="v1"}} 4.5e+01
 apiserver_request_total{{code="200",{NODES},subresource="",verb="PATCH",version="v1"}} 77
