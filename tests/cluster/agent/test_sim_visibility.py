@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from curbside_agent.sim import driver
 from curbside_testbed import audit, bed
@@ -56,6 +57,9 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+# Three simulated days take about 9 of the suite's default 10 minutes per test, and the watch
+# may need up to a minute more to end its stream at teardown.
+@pytest.mark.timeout(1500)
 def test_every_change_is_visible_within_a_second(
     testbed: bed.TestBed, api: httpx.Client, crds: Any, watch: Any, tmp_path: Path
 ) -> None:
