@@ -106,7 +106,9 @@ def mass(ctx: kit.Ctx, job: str, *, share: float, window: float) -> dict[str, An
     def staying() -> int:
         return sum(car not in gone for car in curbside.pods(ctx.api, job).values())
 
-    kit.until_done_or_stalled("every displaced pod re-placed", staying, want, stall=30, timeout=600)
+    kit.until_done_or_stalled(
+        "every displaced pod re-placed", staying, want, stall=30, timeout=600, interval=ctx.poll_s
+    )
     events = audit.settle()
     left = [t for car in leaving if (t := curbside.status_patch_at(events, car, since=0.0)) is not None]
     first = min(left)

@@ -87,7 +87,7 @@ def until(what: str, predicate: Callable[[], T | None], timeout: float, interval
 
 
 def until_done_or_stalled(
-    what: str, count: Callable[[], int], target: int, *, stall: float, timeout: float
+    what: str, count: Callable[[], int], target: int, *, stall: float, timeout: float, interval: float = 1.0
 ) -> int:
     """Poll ``count`` until it reaches ``target`` or stops growing for ``stall`` seconds.
 
@@ -104,7 +104,7 @@ def until_done_or_stalled(
             return now
         if time.monotonic() > deadline:
             raise BenchError(f"timed out after {timeout:.0f}s waiting for {what} ({now} of {target})")
-        time.sleep(1.0)
+        time.sleep(interval)
     return now
 
 
@@ -316,3 +316,4 @@ class Ctx:
     work: Path
     seed: int
     quick: bool
+    poll_s: float = 1.0  # between the bench's own lists: each lists thousands of objects at 10,000 cars

@@ -149,6 +149,7 @@ def operator(ctx: kit.Ctx, count: int, timeout: float) -> dict[str, Any]:
         count,
         stall=30,
         timeout=timeout,
+        interval=ctx.poll_s,
     )
     pods = kit.live_pods(ctx.api, curbside.NAMESPACE, "curbside.dev/job=placement")
     seconds = [t for p in pods if (t := kit.scheduled_at(p)) is not None]
