@@ -42,6 +42,10 @@ class Tally:
     last_lease: float = 0.0
     departures: int = 0
     abandoned: int = 0
+    empty: int = 0  # lease answered 204: nothing to lease right now
+    refused: dict[int, int] = field(default_factory=dict)  # other lease answers: status → count
+    started: list[float] = field(default_factory=list)  # a worker's start → its first lease
+    first_leases: list[float] = field(default_factory=list)  # each worker's first lease (epoch s)
 
 
 def _env(pod: dict[str, Any]) -> dict[str, str]:
@@ -77,15 +81,24 @@ async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: 
     base = (
         f"{env['CURBSIDE_DISPATCHER_URL']}/v1/jobs/{env['CURBSIDE_JOB_NAMESPACE']}/{env['CURBSIDE_JOB_NAME']}"
     )
+    born = time.time()
     token = await asyncio.to_thread(pod_token, api, pod)  # valid 10 min; a worker lives far less
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         while True:
             r = await http.post("/lease", json={"car": car, "owner": env["CURBSIDE_OWNER"]})
             if r.status_code != 200:
+                if r.status_code == 204:
+                    tally.empty += 1
+                else:
+                    tally.refused[r.status_code] = tally.refused.get(r.status_code, 0) + 1
                 await asyncio.sleep(0.5)
                 continue
             lease, began = r.json(), time.time()
+            if born:
+                tally.started.append(began - born)
+                tally.first_leases.append(began)
+                born = 0.0
             tally.leases += 1
             tally.last_lease = began
             try:
@@ -183,6 +196,13 @@ async def _run(
         "leases": tally.leases,
         "departures": tally.departures,
         "abandoned_attempts": tally.abandoned,
+        "empty_leases": tally.empty,
+        "refused_leases": {str(k): v for k, v in sorted(tally.refused.items())},
+        "worker_start_to_first_lease_s": stats.summary(tally.started),
+        # The ramp: job created → the first worker leasing, and → ``cars`` workers leasing.
+        "ramp_s": [
+            (t - created) if (t := _nth(tally.first_leases, n)) is not None else None for n in (1, cars)
+        ],
         "fenced_commits": tally.fenced,
         "units_lost": lost,
         "commits_seen_by_workers": len(tally.committed),
@@ -191,6 +211,11 @@ async def _run(
         "car_time_used": stats.share_of(busy, cars * (end - created)),
         "succeeded": succeeded,
     }
+
+
+def _nth(times: list[float], n: int) -> float | None:
+    ordered = sorted(times)
+    return ordered[n - 1] if len(ordered) >= n else None
 
 
 def run(ctx: kit.Ctx, *, cars: int, minutes: float, speed: float, rate_per_hour: float = 0.10) -> Scenario:

@@ -173,7 +173,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         removal.wait(900)
         sampler.mark("placement")
         say(f"Curbside placing a job on {eligible:,} cars")
-        scenarios.append(placement.run(tb, ctx, eligible, 900, sched))
+        place = placement.run(tb, ctx, eligible, 900, sched)
+        scenarios.append(place)
         half = len(ours) // 2
         curbside.apply(
             api, curbside.job_body("depart", units=half * 20, max_cars=half, output=work / "results")
@@ -213,7 +214,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             churn.run(ctx, cars=plan.churn_cars, minutes=plan.churn_minutes, speed=plan.churn_speed)
         )
         sampler.stop()
-        scenarios.append(footprint.scenario({f"{args.cars} cars": idle}, sampler))
+        placed = int(place.figures["curbside"]["pods"])
+        scenarios.append(footprint.scenario({f"{args.cars} cars": idle}, sampler, placed=placed))
         say("waiting for the baseline's pods to come back")
         base_figures = base.collect(base_deadline)
         scenarios[:0] = departure.scenarios(one, two, base_figures, args.cars)

@@ -102,8 +102,12 @@ class Sampler:
 
     def figures(self) -> dict[str, Any]:
         rss = [s[2] for s in self.samples]
+        by_phase: dict[str, float] = {}
+        for _, _, r, phase in self.samples:
+            by_phase[phase] = max(r, by_phase.get(phase, 0.0))
         return {
             "peak_rss_mib": max(rss, default=0.0),
+            "peak_rss_mib_by_phase": by_phase,
             "timeline": [
                 {"t": round(t, 1), "cpu_s": round(c, 2), "rss_mib": round(r, 1), "phase": p}
                 for t, c, r, p in self.samples
@@ -161,9 +165,25 @@ def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total:
     }
 
 
-def scenario(at: dict[str, dict[str, Any]], sampler: Sampler) -> Scenario:
-    """Rows for each fleet size measured (``at``: cars → idle figures)."""
+def scenario(at: dict[str, dict[str, Any]], sampler: Sampler, *, placed: int = 0) -> Scenario:
+    """Rows for each fleet size measured (``at``: cars → idle figures).
+
+    ``placed``: the pods of scenario 3's job, the most this run ever holds at once; the peak
+    RSS of that phase is the operator's memory with its largest pod count.
+    """
     rows = []
+    peak = sampler.figures()["peak_rss_mib_by_phase"].get("placement")
+    if placed and peak is not None:
+        f = next(iter(at.values()))
+        rows.append(
+            Row(
+                "4 Operator footprint",
+                f"RSS peak, {f['cars']:,} cars, {placed:,} pods (scenario 3's job)",
+                "MiB",
+                peak,
+                note="one pod per car: the run's most pods at once",
+            )
+        )
     for f in at.values():
         go = f["kubernetes_controllers_rss_mib"]
         rows += [

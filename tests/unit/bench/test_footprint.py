@@ -28,3 +28,43 @@ def test_node_lease_updates_and_node_status_patches_count_nothing_else() -> None
 
 def test_no_counters_no_heartbeats() -> None:
     assert footprint.heartbeat_requests("# nothing here\n") == 0
+
+
+class _NoOperator:
+    """A Sampler's operator is only read by its thread, which these tests never start."""
+
+
+def _sampler(samples: list[tuple[float, float, float, str]]) -> footprint.Sampler:
+    s = footprint.Sampler(_NoOperator())  # type: ignore[arg-type]
+    s.samples = samples
+    return s
+
+
+IDLE = {
+    "cars": 10_000,
+    "pods": 3_000,
+    "operator_rss_mib": {"max": 180.0},
+    "operator_cpu_share": 0.1,
+    "operator_writes_per_car_per_min": 0.0,
+    "lease_writes_per_car_per_min": 1.2,
+    "renew_period_s": 50.0,
+    "kubernetes_controllers_rss_mib": {"kube-scheduler": 100.0},
+}
+
+
+def test_peak_rss_per_phase() -> None:
+    s = _sampler([(1, 0, 100.0, "start"), (2, 0, 230.0, "placement"), (3, 0, 210.0, "placement")])
+    assert s.figures()["peak_rss_mib_by_phase"] == {"start": 100.0, "placement": 230.0}
+
+
+def test_the_most_pods_row_reads_the_placement_phase_peak() -> None:
+    s = _sampler([(1, 0, 300.0, "churn"), (2, 0, 230.0, "placement")])
+    rows = footprint.scenario({"10000 cars": IDLE}, s, placed=6_000).rows
+    assert rows[0].measure == "RSS peak, 10,000 cars, 6,000 pods (scenario 3's job)"
+    assert rows[0].curbside == 230.0
+    assert "3,000 pods" in rows[1].measure
+
+
+def test_no_placement_phase_no_peak_row() -> None:
+    rows = footprint.scenario({"10000 cars": IDLE}, _sampler([(1, 0, 99.0, "idle")]), placed=6_000).rows
+    assert not any(r.measure.startswith("RSS peak") for r in rows)
