@@ -6,7 +6,9 @@ batching, PyTriton's or the Python backend's copies). DESIGN §8 asks that this 
 the same batches. ANCHORS §3 puts well-configured Triton overhead at 0.1-0.5 ms per request
 and PyTriton's extra copy at about 5 % latency; this measures ours.
 
-Method: one PyTriton server (both models) in a child process; the same pre-built batches go
+Method: one Triton server (both models) in a child process: by default ``tritonserver`` on the
+model repository a car's pod loads (Python backend, ``--server repository``), or PyTriton as
+the test bed runs it (``--server pytriton``); the same pre-built batches go
 (a) straight into ``seti_detector.detect`` / ``MiniLM.embed`` in this process, and (b) through
 ``TritonClient.infer_batches`` (gRPC), one request at a time, so both sides compute one batch
 of the same size at a time on one torch thread: the ratio is the cost of the Triton path. (With
@@ -24,14 +26,16 @@ to keep the figures).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import socket
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +100,34 @@ def compare(
     return row
 
 
+@contextlib.contextmanager
+def _server(kind: str, threads: int) -> Iterator[serve.ServerProcess]:
+    """A started Triton server of ``kind``, its torch on ``threads`` intra-op threads."""
+    with tempfile.TemporaryDirectory(prefix="curbside-bench-triton-") as tmp:
+        if kind == "pytriton":
+            server = serve.ServerProcess.pytriton(
+                grpc_port=free_port(),
+                http_port=free_port(),
+                extra_args=[
+                    "--exit-timeout=1",
+                    f"--log-file={Path(tmp) / 'pytriton.log'}",
+                    "--max-queue-delay-us=500",
+                    f"--torch-threads={threads}",
+                ],
+            )
+        else:
+            server = serve.ServerProcess.repository(
+                workdir=Path(tmp), grpc_port=free_port(), http_port=free_port()
+            )
+            assert server.env is not None
+            server.env["OMP_NUM_THREADS"] = str(threads)  # torch's intra-op default in the stub
+        server.start(timeout=240)
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, fewer batches")
@@ -107,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, both sides")
+    parser.add_argument(
+        "--server",
+        choices=("repository", "pytriton"),
+        default="pytriton",
+        help="tritonserver on the cars' model repository (default), or PyTriton as in the test bed",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -129,18 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         return sum(len(b["TEXT"]) for b in text_in)
 
     rows = []
-    log = Path("/tmp") / f"curbside-bench-triton-{time.time_ns()}.log"
-    server = serve.ServerProcess.pytriton(
-        grpc_port=free_port(),
-        http_port=free_port(),
-        extra_args=[
-            "--exit-timeout=1",
-            f"--log-file={log}",
-            "--max-queue-delay-us=500",
-            f"--torch-threads={args.threads}",
-        ],
-    )
-    with server, TritonClient(server.grpc_url) as client:
+    with _server(args.server, args.threads) as server, TritonClient(server.grpc_url) as client:
 
         def through(name: str, batches: list[dict[str, Any]], inflight: int) -> Callable[[], int]:
             outputs = workloads.workload(name).outputs
@@ -167,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-        f"torch {torch.__version__}, {args.threads} torch threads each side; "
+        f"torch {torch.__version__}, {args.threads} torch threads each side; server: {args.server}; "
         f"pipelined: {args.inflight} in flight"
     )
     print(f"{'model':20} {'batch':>5} {'in-process/s':>13} {'Triton/s':>10} {'ratio':>6} {'pipelined/s':>12}")
@@ -179,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['triton_pipelined_items_per_s']:>12.2f}"
         )
     if args.json:
-        args.json.write_text(json.dumps({"shape": shape, "rows": rows, "python": sys.version}, indent=2))
+        doc = {"shape": shape, "rows": rows, "server": args.server, "python": sys.version}
+        args.json.write_text(json.dumps(doc, indent=2))
     return 0 if all(np.isfinite(row["ratio"]) for row in rows) else 1
 
 

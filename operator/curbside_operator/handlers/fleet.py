@@ -1,26 +1,28 @@
-"""kopf adapters for the fleet: record what changed, let the fleet loop act on it.
+"""The fleet's watches of cars: VehicleNodes and car Nodes, fed into ``FleetState``.
 
-Why this exists: these handlers only feed ``fleet_runtime.FleetState`` (``on.event`` keeps
-no progress annotations and writes nothing), so a car's heartbeat or status change costs
-the operator no API write unless the car's judgement actually changes.
+Why this exists: these watches only feed ``fleet_runtime.FleetState``, so a car's heartbeat
+or status change costs the operator no API write unless the car's judgement actually
+changes. They are plain watches (``kube.fleet.watch_raw``), not kopf handlers: kopf would
+first list all 10,000 Nodes into memory at once (see kube/fleet.py) and run an
+``on.event`` handler per object through its per-object workers, and nothing here needs
+kopf's progress or finalizer machinery.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import kopf
-
-from curbside_operator.api import GROUP
+from curbside_operator.handlers.fleet_runtime import FleetState
+from curbside_operator.kube import fleet as kube
 
 VEHICLE_LABEL = "curbside.dev/vehicle"
 
 
-@kopf.on.event(GROUP, "v1alpha1", "vehiclenodes")
-async def vehiclenode_event(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.fleet.car_event(event.get("type"), name, event["object"])
+async def watch_vehiclenodes(state: FleetState, client: Any) -> None:
+    async for ev_type, name, body in kube.watch_raw(client, kube.VehicleNodeResource):
+        state.car_event(ev_type, name, body)
 
 
-@kopf.on.event("", "v1", "nodes", labels={VEHICLE_LABEL: "true"})
-async def node_event(event: kopf.RawEvent, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.fleet.node_event(event.get("type"), name, event["object"])
+async def watch_nodes(state: FleetState, client: Any) -> None:
+    async for ev_type, name, body in kube.watch_raw(client, kube.RawNode, labels={VEHICLE_LABEL: "true"}):
+        state.node_event(ev_type, name, body)

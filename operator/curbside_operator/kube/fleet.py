@@ -5,6 +5,12 @@ patches computed by ``reconcile.vehiclenode`` and gets back the object as stored
 our own errors. Leases are watched here directly (not through kopf) because kopf scopes
 namespaced watches per operator, and watching Leases cluster-wide would stream every
 kubelet's heartbeat in ``kube-node-lease`` into the operator.
+
+Cars' Nodes and VehicleNodes are watched here too, as raw dicts: kopf lists a resource whole
+before it hands out the first object (10,000 Nodes are about 130 MB of dicts at once), and
+what a long-lived process frees after such a peak stays in its heap. A watch without a
+resourceVersion gets the same initial state from the API server's cache as a stream of
+ADDED events, one object in memory at a time.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 
 FIELD_MANAGER = "curbside-operator"
 VehicleNodeResource = create_global_resource(GROUP, "v1alpha1", "VehicleNode", "vehiclenodes")
+RawNode = create_global_resource("", "v1", "Node", "nodes")
+"""Nodes as plain dicts (a lightkube generic resource): the fleet keeps only a small view."""
 
 
 def make_client() -> AsyncClient:
@@ -66,6 +74,29 @@ async def watch_leases(
         except Exception as exc:
             err = errors.translate(exc, action=f"watching Leases in {namespace}")
             log.warning("%s; re-listing in %.1fs", err, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
+async def watch_raw(
+    client: AsyncClient, resource: Any, *, labels: dict[str, Any] | None = None
+) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
+    """Yield ``(event type, name, object as a dict)`` forever: the current objects as ADDED
+    events, then their changes; restarted after any error (as ``watch_leases``)."""
+    what = resource._api_info.plural
+    backoff = 0.5
+    while True:
+        try:
+            async for ev_type, obj in client.watch(resource, labels=labels):
+                backoff = 0.5
+                name = (obj.get("metadata") or {}).get("name")
+                if name:
+                    yield ev_type, name, obj
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            err = errors.translate(exc, action=f"watching {what}")
+            log.warning("%s; watching again in %.1fs", err, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 10.0)
 

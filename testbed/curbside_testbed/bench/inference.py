@@ -2,9 +2,9 @@
 
 Why this exists: a car's worker reaches its model only through Triton (gRPC, batching, one
 more copy); DESIGN §8 allows that at most 5 % of the in-process throughput, same batches.
-``bench/triton_vs_torch.py`` measures it (a real PyTriton server in a child process, both
-workloads, alternating runs); the test bed's tooling may not import the agent, so it runs as
-a child process and its JSON is read back.
+``bench/triton_vs_torch.py`` measures it (a real ``tritonserver`` on the cars' model
+repository in a child process, both workloads, alternating runs); the test bed's tooling may
+not import the agent, so it runs as a child process and its JSON is read back.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ def run(repo: Path, work: Path, *, quick: bool, timeout: float) -> Scenario:
         tail = log.read_text(errors="replace")[-1500:]
         raise kit.BenchError(f"bench/triton_vs_torch.py failed (exit {done.returncode}):\n{tail}")
     figures: dict[str, Any] = json.loads(out.read_text())
+    server = {"repository": "tritonserver, the cars' model repository", "pytriton": "PyTriton"}.get(
+        figures.get("server", "pytriton"), "?"
+    )
     rows = [
         Row(
             "6 Inference path",
@@ -45,7 +48,7 @@ def run(repo: Path, work: Path, *, quick: bool, timeout: float) -> Scenario:
             r["inprocess_items_per_s"],
             baseline_is="same model in-process",
             note=(
-                f"ratio {r['ratio']:.3f}, one request at a time; "
+                f"{server}; ratio {r['ratio']:.3f}, one request at a time; "
                 f"{r.get('triton_pipelined_items_per_s', float('nan')):.1f}/s with the worker's 2 in flight"
             ),
         )

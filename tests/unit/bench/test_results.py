@@ -180,3 +180,35 @@ def test_figures_are_drawn_from_the_document_alone(tmp_path: Path) -> None:
         "placement.png",
     ]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in drawn)
+
+
+def test_quick_and_full_runs_each_write_their_own_readme_section(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "intro\n<!-- bench:begin -->\nold quick\n<!-- bench:end -->\n"
+        "between\n<!-- bench:full:begin -->\nold full\n<!-- bench:full:end -->\nend\n"
+    )
+    out = tmp_path / "docs" / "bench"
+    out.mkdir(parents=True)
+    full = _doc()
+    full["mode"] = "full"
+    cli.update_readme(readme, full, out)
+    text = readme.read_text()
+    assert "old quick" in text
+    assert "old full" not in text
+    assert text.startswith("intro\n")
+    assert "\nbetween\n" in text
+    assert text.endswith("end\n")
+    cli.update_readme(readme, _doc(), out)
+    text = readme.read_text()
+    assert "old quick" not in text
+    assert text.count("Raw figures: [docs/bench/results.json]") == 2
+
+
+def test_a_readme_without_the_runs_markers_is_refused(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- bench:begin -->\n<!-- bench:end -->\n")
+    full = _doc()
+    full["mode"] = "full"
+    with pytest.raises(kit.BenchError, match="bench:full:begin"):
+        cli.update_readme(readme, full, tmp_path)
