@@ -63,7 +63,8 @@ demo: venv testbed-build
 
 # Curbside against plain Kubernetes on one test bed (issue 8): JSON, a markdown table and PNG
 # figures. The default is the quick run (1,000 cars, under 10 minutes) into docs/bench, which
-# the README shows; the full run: make bench BENCH_ARGS="--out /tmp/bench-full".
+# the README shows; the full run (10,000 cars, under an hour):
+# make bench BENCH_ARGS="--out docs/bench/full --readme README.md".
 BENCH_ARGS ?= --quick --out docs/bench --readme README.md
 bench: venv testbed-build
 	$(BIN)/curbside bench $(BENCH_ARGS)

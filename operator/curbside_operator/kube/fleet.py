@@ -6,16 +6,12 @@ our own errors. Leases are watched here directly (not through kopf) because kopf
 namespaced watches per operator, and watching Leases cluster-wide would stream every
 kubelet's heartbeat in ``kube-node-lease`` into the operator.
 
-Cars' Nodes and VehicleNodes are watched here too, as raw dicts: kopf lists a resource whole
-before it hands out the first object (10,000 Nodes are about 130 MB of dicts at once), and
-what a long-lived process frees after such a peak stays in its heap. A watch without a
-resourceVersion gets the same initial state from the API server's cache as a stream of
-ADDED events, one object in memory at a time.
+Cars' Nodes and VehicleNodes are watched the same way (``kube.watch``), as plain dicts:
+kopf would list each whole before handing out the first object.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
@@ -28,7 +24,7 @@ from lightkube.resources.core_v1 import Node
 from lightkube.types import PatchType
 
 from curbside_operator.api import GROUP
-from curbside_operator.kube import errors
+from curbside_operator.kube import errors, watch
 
 log = logging.getLogger(__name__)
 
@@ -56,49 +52,11 @@ def lease_times(lease: Lease) -> tuple[datetime | None, int]:
 async def watch_leases(
     client: AsyncClient, *, namespace: str
 ) -> AsyncIterator[tuple[str, str, datetime | None, int]]:
-    """Yield ``(event type, car name, renew time, duration)`` forever: a list, then the watch.
-
-    On any error the stream restarts with a fresh list after a short pause, so a lost
-    watch or a 410 Gone never leaves the operator with a stale picture.
-    """
-    backoff = 0.5
-    while True:
-        try:
-            async for ev_type, lease in client.watch(Lease, namespace=namespace):
-                backoff = 0.5
-                name = lease.metadata.name if lease.metadata is not None else None
-                if name:
-                    yield (ev_type, name, *lease_times(lease))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            err = errors.translate(exc, action=f"watching Leases in {namespace}")
-            log.warning("%s; re-listing in %.1fs", err, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
-
-
-async def watch_raw(
-    client: AsyncClient, resource: Any, *, labels: dict[str, Any] | None = None
-) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
-    """Yield ``(event type, name, object as a dict)`` forever: the current objects as ADDED
-    events, then their changes; restarted after any error (as ``watch_leases``)."""
-    what = resource._api_info.plural
-    backoff = 0.5
-    while True:
-        try:
-            async for ev_type, obj in client.watch(resource, labels=labels):
-                backoff = 0.5
-                name = (obj.get("metadata") or {}).get("name")
-                if name:
-                    yield ev_type, name, obj
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            err = errors.translate(exc, action=f"watching {what}")
-            log.warning("%s; watching again in %.1fs", err, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+    """Yield ``(event type, car name, renew time, duration)`` forever (``watch.list_then_watch``)."""
+    async for ev_type, name, lease in watch.list_then_watch(
+        client, Lease, what=f"Leases in {namespace}", namespace=namespace
+    ):
+        yield (ev_type, name, *lease_times(lease)) if lease is not None else (ev_type, name, None, 0)
 
 
 async def patch_vehiclenode_status(

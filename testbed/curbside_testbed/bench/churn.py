@@ -138,12 +138,16 @@ async def _run(
     rate: float,
     park_s: float,
     timeout: float,
+    applied: float,
 ) -> dict[str, Any]:
     rng = random.Random(ctx.seed + 5)
     tally = Tally()
     workers: dict[str, asyncio.Task[None]] = {}
     away: dict[str, float] = {}  # car → when it parks again
-    created = stats.parse_time(curbside.get(ctx.api, job)["metadata"]["creationTimestamp"])
+    # creationTimestamp has whole seconds: up to 1 s early, which would count as idle car-time.
+    # The moment just before the POST is also a lower bound, on the same machine's clock.
+    stamped = stats.parse_time(curbside.get(ctx.api, job)["metadata"]["creationTimestamp"])
+    created = max(stamped, applied)
     deadline, last_tick, status, succeeded = time.monotonic() + timeout, time.monotonic(), {}, False
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
@@ -230,6 +234,7 @@ def run(ctx: kit.Ctx, *, cars: int, minutes: float, speed: float, rate_per_hour:
     # One attempt per unit unless a departure interrupts it: no replicas, no probes of cars'
     # honesty (issue 7), so every extra attempt counted here is one that churn caused.
     body["spec"]["redundancy"] = {"replicas": 1, "quorum": 1, "probePercent": 0}
+    applied = time.time()
     curbside.apply(ctx.api, body)
     f = asyncio.run(
         _run(
@@ -241,6 +246,7 @@ def run(ctx: kit.Ctx, *, cars: int, minutes: float, speed: float, rate_per_hour:
             rate=rate,
             park_s=park_s,
             timeout=minutes * 60 * 4 + 120,
+            applied=applied,
         )
     )
     f["speed"] = speed
