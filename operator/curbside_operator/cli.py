@@ -63,7 +63,7 @@ def _operator(args: argparse.Namespace) -> int:
     import curbside_operator.handlers  # noqa: F401  (registers every handler)
 
     # One handler on the root logger (kopf's); a second one printed every line twice.
-    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
     if not args.verbose:
         # A line per API request and per handled pod event: at 10,000 cars that is thousands
         # of lines a second, and their formatting was a measurable share of the operator's CPU.
