@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sampler.mark("mass")
         say("mass departure: 20 % of Curbside's cars within 60 s")
         two = departure.mass(ctx, "depart", share=0.2, window=60.0)
-        curbside.delete(api, "depart", 600)
+        curbside.delete(api, "depart", 600, poll)
         sampler.mark("churn")
         say(f"churn: {plan.churn_cars} cars, {plan.churn_minutes} min at ×{plan.churn_speed:g}")
         scenarios.append(

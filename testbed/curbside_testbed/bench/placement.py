@@ -154,7 +154,7 @@ def operator(ctx: kit.Ctx, count: int, timeout: float) -> dict[str, Any]:
     pods = kit.live_pods(ctx.api, curbside.NAMESPACE, "curbside.dev/job=placement")
     seconds = [t for p in pods if (t := kit.scheduled_at(p)) is not None]
     micro = [w.at for w in curbside.pod_writes(audit.settle(), "placement") if w.verb == "create"]
-    curbside.delete(ctx.api, "placement", timeout)
+    curbside.delete(ctx.api, "placement", timeout, ctx.poll_s)
     return {
         "pods": len(pods),
         "asked": count,
