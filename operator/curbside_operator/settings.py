@@ -63,7 +63,12 @@ class OperatorConfig(pydantic.BaseModel):
         0.25, gt=0, description="Longest wait of the fleet loop between looking for stale Leases."
     )
     write_concurrency: int = pydantic.Field(
-        32, ge=1, description="Concurrent API writes the fleet loop may have in flight."
+        32,
+        ge=1,
+        description=(
+            "Concurrent API writes the fleet loop may have in flight; "
+            "also the job loop's pod creates and deletes."
+        ),
     )
     expected_unit_seconds: float = pydantic.Field(
         600.0, gt=0, description="Assumed unit duration when judging whether a departure is too soon."

@@ -61,6 +61,8 @@ def translate(exc: Exception, *, action: str) -> KubeError:
         if code == 429 or code >= 500:
             return TransientError(message, status=code)
         return KubeError(message, status=code)
+    # Some transport errors (a pool or read timeout) have no text at all: name their type.
+    text = str(exc) or type(exc).__name__
     if isinstance(exc, httpx2.HTTPError | OSError):
-        return TransientError(f"{action}: {exc}")
-    return KubeError(f"{action}: {exc}")
+        return TransientError(f"{action}: {text}")
+    return KubeError(f"{action}: {text}")
