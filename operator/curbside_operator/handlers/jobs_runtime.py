@@ -126,7 +126,7 @@ class JobLoop:
         self.writes = asyncio.Semaphore(config.write_concurrency)
         """Pod creates and deletes in flight. A round may place thousands of pods: all at once,
         they waited for the client's connection pool until it timed out (41,627 failed creates
-        in 5 minutes at 10,000 cars, and the job held placement after each)."""
+        in 6 minutes at 10,000 cars, and the job held placement after each)."""
 
     async def register_all(self) -> None:
         """Register every job there is before the dispatcher serves: a worker that asks about its
