@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from curbside_testbed import bed, build
 from curbside_testbed.bench import (
     baseline,
@@ -90,16 +92,12 @@ def _count(api: Any, path: str, selector: str = "") -> int:
     """How many objects ``path`` lists: names only (a metadata list), 500 a page, so counting
     10,000 VehicleNodes costs the API server a fraction of listing them; 0 while a CRD is
     still being established (a 404)."""
-    n, params = 0, {"limit": 500, **({"labelSelector": selector} if selector else {})}
-    while True:
-        r = api.get(path, params=params, headers=METADATA_ONLY)
-        if r.status_code != 200:
-            return 0
-        body = r.json()
-        n += len(body.get("items") or [])
-        if not (cont := body["metadata"].get("continue")):
-            return n
-        params["continue"] = cont
+    try:
+        return sum(
+            len(page) for page in kit.pages(api, path, selector=selector, limit=500, headers=METADATA_ONLY)
+        )
+    except httpx.HTTPStatusError:
+        return 0
 
 
 def _eligible_nodes(api: Any) -> int:

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,20 +119,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def live_pods(api: httpx.Client, namespace: str, selector: str = "") -> list[dict[str, Any]]:
-    """Pods without a deletionTimestamp (paginated: a mass baseline has thousands)."""
-    items: list[dict[str, Any]] = []
-    params: dict[str, str | int] = {"limit": 2000}
+def pages(
+    api: httpx.Client, path: str, *, selector: str = "", limit: int, headers: dict[str, str] | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """The items of a list, a page at a time (``limit`` each); raises on an HTTP error."""
+    params: dict[str, str | int] = {"limit": limit}
     if selector:
         params["labelSelector"] = selector
     while True:
-        r = api.get(f"/api/v1/namespaces/{namespace}/pods", params=params)
+        r = api.get(path, params=params, headers=headers)
         r.raise_for_status()
         body = r.json()
-        items += [p for p in body["items"] if not p["metadata"].get("deletionTimestamp")]
+        yield list(body.get("items") or [])
         if not (cont := body["metadata"].get("continue")):
-            return items
+            return
         params["continue"] = cont
+
+
+def live_pods(api: httpx.Client, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+    """Pods without a deletionTimestamp (paginated: a mass baseline has thousands)."""
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    return [
+        p
+        for page in pages(api, path, selector=selector, limit=2000)
+        for p in page
+        if not p["metadata"].get("deletionTimestamp")
+    ]
 
 
 def scheduled_at(pod: dict[str, Any]) -> float | None:
