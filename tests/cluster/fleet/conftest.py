@@ -32,6 +32,7 @@ LEASE_NAMESPACE = "curbside-cars"
 OPERATOR_USER = "curbside-operator"
 GRACE_SECONDS = 6.0
 VN = "/apis/curbside.dev/v1alpha1/vehiclenodes"
+ELIGIBLE_LABEL = "curbside.dev/eligible"
 CHARGING = {"state": "Charging", "batteryPercent": 80, "charging": True, "network": "Unmetered"}
 
 
@@ -214,7 +215,12 @@ def cars(testbed: bed.TestBed, request: pytest.FixtureRequest) -> Iterator[Cars]
 
 
 def bring_up(api: httpx.Client, fleet: Cars, names: list[str]) -> list[str]:
-    """Cars that heartbeat and report charging, each awaited until Ready and eligible."""
+    """Cars that heartbeat and report charging, each awaited until Ready and eligible.
+
+    Eligible means both of the operator's writes have landed: the VehicleNode's status and
+    then the Node's ``curbside.dev/eligible`` label. A caller that starts counting the
+    operator's writes after this sees none left over from bringing the cars up.
+    """
     for name in names:  # the operator enrolls every car Node it sees: wait for these
         wait.until(
             lambda n=name: api.get(f"{VN}/{n}").status_code == 200, timeout=60, what=f"{name} enrolled"
@@ -227,5 +233,11 @@ def bring_up(api: httpx.Client, fleet: Cars, names: list[str]) -> list[str]:
             lambda n=name: api.get(f"{VN}/{n}").json()["status"].get("operator", {}).get("eligible"),
             timeout=60,
             what=f"{name} eligible",
+        )
+        wait.until(
+            lambda n=name: api.get(f"/api/v1/nodes/{n}").json()["metadata"]["labels"].get(ELIGIBLE_LABEL)
+            == "true",
+            timeout=60,
+            what=f"{name}'s Node labelled eligible",
         )
     return names
