@@ -9,9 +9,12 @@ car changes it just before submitting:
 
 - ``perturb``: every number moved by more than any sane tolerance (broken hardware, or a cheap
   approximation), and a made-up candidate where there was nothing to move.
-- ``replay``: the first result it ever computed, sent again for every later unit (a cheater
-  saving work).
+- ``replay``: the first result it ever computed, sent again, byte for byte, for every later
+  unit (a cheater saving work; the result names its first unit, which the dispatcher checks).
 - ``random``: output of the right shape with made-up values.
+
+``perturb`` and ``random`` keep the item and unit numbers, so that what catches them is the
+comparison of values (quorum, probes), not the unit check.
 
 Cheaters are drawn per car from a seed, so a run is reproducible; ``forged`` keeps every lie
 told as ``(unit, output hash)``, so a test can prove none of them became that unit's accepted
@@ -69,7 +72,7 @@ def _random(value: Any, rng: random.Random) -> Any:
     if isinstance(value, list):
         return [_random(v, rng) for v in value] + ([rng.uniform(0, 1)] if rng.random() < 0.5 else [])
     if isinstance(value, dict):
-        return {k: _random(v, rng) for k, v in value.items()}
+        return {k: v if k in ("item", "unit") else _random(v, rng) for k, v in value.items()}
     return value
 
 

@@ -225,7 +225,9 @@ class Worker:
                 return EXIT_OK
             metrics.INFERENCE_DURATION.observe(time.monotonic() - started)
             self.stats.items += unit.count
-            return self._commit(lease, result)
+            # The result names its unit: the dispatcher refuses one that names another (an old
+            # result sent again), so identical replays from two cars cannot form a quorum.
+            return self._commit(lease, {**result, "unit": lease.unit})
         finally:
             renewer.finish()
 

@@ -12,7 +12,8 @@ Wire protocol (JSON in and out; ``docs/dispatch.md`` has the full reference):
   "deadline", "input"}``, or 204 when no unit needs a car now.
 - ``POST /v1/jobs/{ns}/{name}/units/{unit}/renew`` ``{"car", "attempt"}`` → 200 ``{"deadline"}``.
 - ``POST .../units/{unit}/complete`` ``{"car", "attempt", "outputHash", "result"}`` → 200
-  ``{"commitId", "duplicate", "committed", "resultRef"}``.
+  ``{"commitId", "duplicate", "committed", "resultRef"}``. ``result.unit`` must be ``{unit}``:
+  a result naming another unit quarantines its car (403 ``Quarantined``).
 - ``POST .../units/{unit}/release`` ``{"car", "attempt", "error"?}`` → 200 ``{"released"}``.
 - ``GET /healthz``.
 
@@ -275,6 +276,7 @@ class Dispatcher:
             raise bad_request("result", f"not JSON that can be hashed: {error}") from error
         if actual != body.output_hash:
             raise bad_request("outputHash", f"is not the SHA-256 of the canonical JSON of result ({actual})")
+        await self._check_unit(body.car, unit, body.result.get("unit"), now)
 
         ns, name = job.namespace, job.name
         ref = await asyncio.get_running_loop().run_in_executor(
@@ -302,6 +304,17 @@ class Dispatcher:
             return {"commitId": done.commit_id, "duplicate": done.duplicate, "committed": done.committed}
 
         return web.json_response(await self._run(commit))
+
+    async def _check_unit(self, car: str, unit: int, named: Any, now: datetime) -> None:
+        """A result names the unit it was computed for. Naming another one is a lie no honest
+        worker tells (an old result sent again): the car is quarantined at once, before two
+        cars replaying the same old result could agree on it as a quorum."""
+        if type(named) is not int:
+            raise bad_request("result.unit", f"must be the unit's number ({unit}), got {named!r}")
+        if named != unit:
+            reason = f"sent unit {named}'s result as unit {unit}'s"
+            await self._run(lambda: self.ledger.quarantine(car, reason=reason, now=now))
+            raise Quarantined(car, reason)
 
     def _match(self, job: RegisteredJob, unit: int, attempt: int, result: Any, digest: str) -> str | None:
         """The earlier output (or a probe's known answer) this result equals within the job's

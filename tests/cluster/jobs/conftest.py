@@ -95,8 +95,11 @@ class PlayedWorker:
         return self.http.post("/lease", json={"car": self.car, "owner": self.owner})
 
     def complete(self, unit: int, attempt: int, result: Any) -> httpx.Response:
+        """Send ``result`` for the unit, named for it as a worker does (unless it names one)."""
         from curbside_operator.dispatch.results import output_hash
 
+        if isinstance(result, dict):
+            result = {"unit": unit, **result}
         body = {"car": self.car, "attempt": attempt, "outputHash": output_hash(result), "result": result}
         return self.http.post(f"/units/{unit}/complete", json=body)
 

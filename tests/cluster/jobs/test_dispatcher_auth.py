@@ -84,7 +84,12 @@ def test_a_token_from_car_a_cannot_lease_or_commit_for_car_b(
         job.post(
             f"/units/{unit}/complete",
             token_b,
-            {"car": b, "attempt": attempt, "outputHash": output_hash({"ok": 1}), "result": {"ok": 1}},
+            {
+                "car": b,
+                "attempt": attempt,
+                "outputHash": output_hash({"ok": 1, "unit": unit}),
+                "result": {"ok": 1, "unit": unit},
+            },
         )
     )
     assert (done["committed"], done["duplicate"]) == (True, False)

@@ -188,6 +188,10 @@ BAD_REQUESTS = [
     (COMPLETE, {**GOOD, "result": [1, 2]}, "result"),
     (COMPLETE, {k: v for k, v in GOOD.items() if k != "result"}, "result"),
     (COMPLETE, GOOD, "outputHash"),  # well formed, but not the hash of the result
+    *(
+        (COMPLETE, {**GOOD, "outputHash": results.output_hash(result), "result": result}, "result.unit")
+        for result in ({}, {"unit": "0"}, {"unit": True}, {"unit": None})  # a result names its unit
+    ),
     ("/units/0/release", {"car": "a", "attempt": 1, "error": "x" * 2000}, "error"),
 ]
 

@@ -41,8 +41,11 @@ class TrustHarness(Harness):
         return response.status, (await response.json() if response.status != 204 else None)
 
     async def finish(self, client: Client, car: str, result: dict[str, Any]) -> tuple[int, Any]:
+        """Lease a unit and send ``result`` for it (named for that unit, as a worker does,
+        unless the result already names one)."""
         status, lease = await self.call(client, "/lease", {"car": car, "owner": "claimed"})
         assert status == 200, lease
+        result = {"unit": lease["unit"], **result}
         body = {
             "car": car,
             "attempt": lease["attempt"],
@@ -62,7 +65,7 @@ def test_results_within_tolerance_agree_and_the_first_one_is_published(tmp_path:
         assert (status, answer["committed"]) == (200, False)
         status, answer = await h.finish(client, "b", close)
         assert (status, answer["committed"]) == (200, True)
-        assert h.store.read("demo", "trust", 0) == first
+        assert h.store.read("demo", "trust", 0) == {"unit": 0, **first}
 
     h.run(scenario)
 
@@ -93,5 +96,36 @@ def test_an_outvoted_car_is_quarantined_and_refused(tmp_path: Path) -> None:
         assert (status, answer["committed"]) == (200, True)
         status, answer = await h.call(client, "/lease", {"car": "bad", "owner": "o1"})
         assert (status, answer["error"]) == (403, "Quarantined")
+
+    h.run(scenario)
+
+
+def test_a_result_naming_another_unit_quarantines_its_car_before_replays_can_agree(tmp_path: Path) -> None:
+    """Two cars of one replaying cheat that shared their first unit would send identical bytes
+    for every later unit they share: identical results form a quorum unless the unit is
+    checked. The first replay quarantines its car; the unit is decided by honest cars."""
+    h = TrustHarness(tmp_path)
+    h.fleet.update(**{car: CarFacts(owner=f"owner-{car}") for car in ("r1", "r2", "c", "d")})
+    first = {"unit": 0, "x": 1}
+
+    async def scenario(client: Client) -> None:
+        for car in ("r1", "r2"):  # both replicas of unit 0, honestly
+            status, answer = await h.finish(client, car, first)
+            assert status == 200, answer
+        assert answer["committed"]
+        for car in ("r1", "r2"):  # unit 1: each sends unit 0's result again
+            status, answer = await h.finish(client, car, first)
+            assert (status, answer["error"]) == (403, "Quarantined"), answer
+            assert "sent unit 0's result as unit 1's" in answer["message"]
+        assert not h.store.published("demo", "trust", 1)
+        status, answer = await h.call(client, "/lease", {"car": "r1", "owner": "x"})
+        assert (status, answer["error"]) == (403, "Quarantined")
+        for car in ("c", "d"):
+            status, answer = await h.finish(client, car, {"x": 2})
+            assert status == 200, answer
+        assert answer["committed"]
+        assert h.store.read("demo", "trust", 1) == {"unit": 1, "x": 2}
+        quarantined = {s.car for s in h.ledger.standings()[1] if s.quarantine}
+        assert quarantined == {"r1", "r2"}
 
     h.run(scenario)

@@ -13,7 +13,8 @@ from curbside_operator.dispatch.results import within
 
 
 def honest(unit: int) -> dict[str, Any]:
-    return {"items": [{"item": 0, "candidates": [{"channel": 10 + unit, "drift": -2, "snr": 12.5}]}]}
+    candidate = {"channel": 10 + unit, "drift": -2, "snr": 12.5}
+    return {"unit": unit, "items": [{"item": 0, "candidates": [candidate]}]}
 
 
 def test_cheaters_are_drawn_in_the_asked_shares_and_reproducibly() -> None:
@@ -39,6 +40,7 @@ def test_lies_differ_beyond_any_tolerance_and_are_recorded(mode: str) -> None:
         lie = liar.tell(honest(unit), unit=unit)
         assert not within(lie, honest(unit), 0.01)
         assert (unit, workloads.output_hash(lie)) in forged
+        assert lie["unit"] == unit  # the values lie, not the unit: quorum and probes must catch it
     assert len(forged) == 20
 
 

@@ -99,7 +99,7 @@ def run_in_thread(worker: runner.Worker) -> tuple[threading.Thread, list[int]]:
     return thread, codes
 
 
-def test_commits_every_unit_once_with_the_hash_of_its_canonical_json(dispatcher: FakeDispatcher) -> None:
+def test_commits_every_unit_once_named_for_it_with_its_canonical_hash(dispatcher: FakeDispatcher) -> None:
     worker = make_worker(dispatcher, FakeTriton())
     assert worker.run() == runner.EXIT_OK
     assert dispatcher.committed == 3
@@ -108,6 +108,7 @@ def test_commits_every_unit_once_with_the_hash_of_its_canonical_json(dispatcher:
         assert state.result is not None
         canonical = json.dumps(state.result, sort_keys=True, separators=(",", ":")).encode()
         assert state.output_hash == hashlib.sha256(canonical).hexdigest()
+        assert state.result["unit"] == unit  # the dispatcher refuses a result naming another unit
         texts = minilm.generate_sentences(seed=7, unit=unit, count=3)
         assert [item["text"] for item in state.result["items"]] == texts
         assert [item["embedding"][0] for item in state.result["items"]] == [float(len(t)) for t in texts]
