@@ -218,7 +218,7 @@ def write_kwok_config(layout: Layout) -> None:
     200 renewals/s, and with 16 workers kwok fell minutes behind whenever the API server's
     latency rose past 80 ms (903 stale Leases in a full bench). Up to 2,000 cars, 16, as
     before: 64 workers' bursts of Lease writes lifted the 1,000-car visibility test's p99 over
-    its 1 s (1.04 s on a quiet machine; 0.58 s measured with 16).
+    its 1 s: 1.04 s on a quiet machine, 0.87 s with 16 the same day (0.58 s in an earlier stop).
     """
     workers = 16 if layout.lease_seconds <= 40 else 64
     path = layout.root / ".kwok" / "kwok.yaml"
