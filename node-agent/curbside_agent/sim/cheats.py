@@ -30,6 +30,8 @@ from typing import Any
 from curbside_agent.models import workloads
 
 MODES = ("perturb", "replay", "random")
+KEPT = ("item", "unit")
+"""Keys ``perturb`` and ``random`` never change: the values lie, not the numbering."""
 
 
 def assign(cars: list[str], *, seed: int, shares: dict[str, float]) -> dict[str, str]:
@@ -58,7 +60,7 @@ def _moved(value: Any, rng: random.Random) -> Any:
     if isinstance(value, list):
         return [_moved(v, rng) for v in value]
     if isinstance(value, dict):
-        return {k: v if k in ("item", "unit") else _moved(v, rng) for k, v in value.items()}
+        return {k: v if k in KEPT else _moved(v, rng) for k, v in value.items()}
     return value
 
 
@@ -72,7 +74,7 @@ def _random(value: Any, rng: random.Random) -> Any:
     if isinstance(value, list):
         return [_random(v, rng) for v in value] + ([rng.uniform(0, 1)] if rng.random() < 0.5 else [])
     if isinstance(value, dict):
-        return {k: v if k in ("item", "unit") else _random(v, rng) for k, v in value.items()}
+        return {k: v if k in KEPT else _random(v, rng) for k, v in value.items()}
     return value
 
 

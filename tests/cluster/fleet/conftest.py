@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from curbside_operator.reconcile.vehiclenode import ELIGIBLE_LABEL
 from curbside_testbed import bed
 from tests.cluster import wait
 
@@ -32,7 +33,6 @@ LEASE_NAMESPACE = "curbside-cars"
 OPERATOR_USER = "curbside-operator"
 GRACE_SECONDS = 6.0
 VN = "/apis/curbside.dev/v1alpha1/vehiclenodes"
-ELIGIBLE_LABEL = "curbside.dev/eligible"
 CHARGING = {"state": "Charging", "batteryPercent": 80, "charging": True, "network": "Unmetered"}
 
 
