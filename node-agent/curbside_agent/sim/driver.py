@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import dataclasses
 import heapq
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -138,6 +139,8 @@ class Totals:
 
 
 STEP, RENEW = "step", "renew"
+WARM_UP_TICK = 0.1
+"""Seconds between the batches of a paced warm-up's first reports."""
 
 
 @dataclasses.dataclass(eq=False)
@@ -258,17 +261,29 @@ class Driver:
                 self._enqueue(car, STEP)
         self.totals.events += len(events)
 
-    async def warm_up(self, *, lease_seconds: float) -> None:
-        """Every car's first step at the simulated start, first renewals staggered over a period.
+    async def warm_up(self, *, lease_seconds: float, rate: float = 0.0) -> None:
+        """Every car's first step at the simulated start; first renewals staggered over a period.
 
-        The clock is held at ``start`` meanwhile and starts when every car has reported.
+        The clock is held at ``start`` meanwhile and starts when every car has reported; the
+        first renewals are staggered from that moment, so none is overdue when it starts. With
+        ``rate`` (a paced run's changes per second) the first reports go out at about that
+        rate, not all at once: a thousand reports in a burst leave the API server a backlog
+        (its watchers' fan-out, the audit log) that the run's first seconds would inherit.
         """
         self.start()
+        for car in self.cars:
+            car.agent.defer_renewal(math.inf)  # no renewal during the warm-up: staggered below
+        events = self.fleet.advance(self.clock.start)
+        batch = max(1, round(rate * WARM_UP_TICK)) if rate > 0 else len(events) or 1
+        for first in range(0, len(events), batch):
+            self._apply(events[first : first + batch])
+            if rate > 0:
+                await asyncio.sleep(WARM_UP_TICK)
+        await self.drain()
         began = self.monotonic()
         for car in self.cars:
             car.agent.defer_renewal(began + lease_seconds * car.index / max(1, len(self.cars)))
-        self._apply(self.fleet.advance(self.clock.start))
-        await self.drain()
+            self._schedule(car)
         self.clock.begin()
 
     async def tick(self, target: datetime) -> None:

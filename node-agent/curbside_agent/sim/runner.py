@@ -304,7 +304,7 @@ async def simulate(args: argparse.Namespace, *, stop: asyncio.Event, out: TextIO
         )
         run = driver.Driver(fleet=fleet, cars=cars, clock=clock, concurrency=args.concurrency)
         print(f"[sim] enrolled {len(cars)} cars in {time.monotonic() - started:.1f}s", file=out, flush=True)
-        await run.warm_up(lease_seconds=args.lease_seconds)
+        await run.warm_up(lease_seconds=args.lease_seconds, rate=max(0.0, args.pace))
         print(
             f"[sim] warmed up: {run.totals.patches} first reports in {time.monotonic() - started:.1f}s",
             file=out,

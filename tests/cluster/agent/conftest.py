@@ -17,7 +17,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,13 +58,25 @@ class Watch:
     the watch resumes from the last resourceVersion it saw, so no event is lost; events that
     arrive late that way are stamped late, as a real client would see them. ``restarts``
     counts resumptions.
+
+    ``keep`` cuts each object down to what the test reads before it is queued. A long watch
+    (the simulator's 60,000 events) would otherwise hold every whole object until the test
+    reads them (over a gigabyte of dicts), and Python's full garbage collections over that
+    heap pause this thread for seconds: events then look late that were not.
     """
 
     def __init__(
-        self, client: httpx.Client, path: str, *, resource_version: str, timeout_seconds: int = 5
+        self,
+        client: httpx.Client,
+        path: str,
+        *,
+        resource_version: str,
+        timeout_seconds: int = 5,
+        keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.client, self.path, self.resource_version = client, path, resource_version
         self.timeout_seconds = timeout_seconds
+        self.keep = keep
         self.events: queue.Queue[Seen] = queue.Queue()
         self.error: BaseException | None = None
         self.restarts = 0
@@ -96,7 +108,8 @@ class Watch:
                     raise RuntimeError(f"watch {self.path}: {event['object'].get('message')}")
                 self.resource_version = event["object"]["metadata"]["resourceVersion"]
                 if event["type"] != "BOOKMARK":
-                    self.events.put(Seen(at=at, type=event["type"], object=event["object"]))
+                    kept = event["object"] if self.keep is None else self.keep(event["object"])
+                    self.events.put(Seen(at=at, type=event["type"], object=kept))
 
     def _follow(self) -> None:
         while not self._stop.is_set():
@@ -126,7 +139,9 @@ def watch(testbed: bed.TestBed) -> Iterator[Any]:
     clients: list[httpx.Client] = []
     watches: list[Watch] = []
 
-    def start(path: str, *, timeout_seconds: int = 5) -> Watch:
+    def start(
+        path: str, *, timeout_seconds: int = 5, keep: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    ) -> Watch:
         client = testbed.http(timeout=30)
         clients.append(client)
         # A list at resourceVersion 0 is served by the API server's watch cache, once that cache
@@ -136,7 +151,7 @@ def watch(testbed: bed.TestBed) -> Iterator[Any]:
         r = client.get(path, params={"limit": 1})
         assert r.status_code == 200, r.text
         version = r.json()["metadata"]["resourceVersion"]
-        follower = Watch(client, path, resource_version=version, timeout_seconds=timeout_seconds)
+        follower = Watch(client, path, resource_version=version, timeout_seconds=timeout_seconds, keep=keep)
         watches.append(follower)
         return follower
 

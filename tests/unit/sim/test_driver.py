@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -96,11 +97,28 @@ def test_warm_up_reports_every_car_and_staggers_first_renewals() -> None:
         await run.close()
         return dues
 
+    began = wall.t
     dues = asyncio.run(scenario())
-    want = [wall.t] + [wall.t - LEASE + LEASE * i / 20 for i in range(1, 20)]  # car 0 renewed at once
-    assert dues == pytest.approx(want)
+    assert dues == pytest.approx([began + LEASE * i / 20 for i in range(20)])  # none renewed yet
     assert {index for (index, kind) in log if kind == "renew"} == set(range(20))
-    assert _writes(log, "renew") == 21  # car 0 twice (at once, then a period later), the others once
+    assert _writes(log, "renew") == 20  # each car once: all were due a period after the start
+
+
+def test_paced_warm_up_spreads_first_reports_and_renews_nothing_before_the_clock_starts() -> None:
+    run, log, wall = _driver(cars=20, speed=60)
+
+    async def scenario() -> float:
+        began = time.monotonic()
+        await run.warm_up(lease_seconds=LEASE, rate=50)  # 5 reports per 0.1 s batch: 4 batches
+        took = time.monotonic() - began
+        assert _writes(log, "patch") == 20
+        assert _writes(log, "renew") == 0
+        await run.close()
+        return took
+
+    assert asyncio.run(scenario()) >= 4 * driver.WARM_UP_TICK
+    assert run.cars[0].due == pytest.approx(wall.t)  # staggered from the clock's start
+    assert run.cars[10].due == pytest.approx(wall.t + LEASE / 2)
 
 
 def test_quiet_cars_only_renew_once_per_period() -> None:
