@@ -23,13 +23,19 @@ from typing import Any
 from lightkube import AsyncClient
 
 from curbside_operator import metrics, settings
-from curbside_operator.api import base
+from curbside_operator.api import base, sharing
 from curbside_operator.api.v1alpha1 import vehiclenode as vn
 from curbside_operator.kube import errors
 from curbside_operator.kube import fleet as kube
 from curbside_operator.reconcile import fleet, vehiclenode
 
 log = logging.getLogger(__name__)
+
+
+def hold_car(body: Mapping[str, Any]) -> vn.VehicleNode:
+    """A VehicleNode as the fleet holds it: parsed, its parts shared with other cars' (read-only:
+    ``api.sharing``); raises ``InvalidSpecError`` like ``from_body``."""
+    return sharing.share(vn.VehicleNode.from_body(body))
 
 
 def node_view(body: Mapping[str, Any]) -> vehiclenode.NodeView:
@@ -75,7 +81,7 @@ class FleetState:
         if held is not None and _older(body, held):
             return  # an event from before our own write's answer: we already know better
         try:
-            self.cars[name] = vn.VehicleNode.from_body(body)
+            self.cars[name] = hold_car(body)
         except base.InvalidSpecError as exc:
             log.warning("ignoring VehicleNode %s: %s", name, exc)
             self.cars.pop(name, None)
@@ -245,7 +251,7 @@ class FleetLoop:
                     metrics.API_WRITES.labels(resource="vehiclenodes/status", verb="patch").inc()
                     if vn.IneligibleReason.LEASE_EXPIRED in plan.reasons and not _had_reason(car):
                         metrics.LEASE_EXPIRIES.inc()
-                    state.cars[name] = vn.VehicleNode.from_body(stored)
+                    state.cars[name] = hold_car(stored)
                     _observe_reaction(car, now)
                 if plan.node_patch is not None:
                     node = await kube.patch_node(self.client, name, plan.node_patch)
