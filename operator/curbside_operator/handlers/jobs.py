@@ -1,8 +1,13 @@
-"""kopf adapters for InferenceJobs and their pods: record what changed, let the job loop act.
+"""InferenceJobs and their pods, fed into ``JobState``: record what changed, let the job loop act.
 
-Why this exists: ``on.event`` handlers keep no progress annotations and write nothing, so a
-job's status writes (the throttled summary) and a pod's phase changes cost no extra patches;
-``jobs_runtime.JobLoop`` plans and acts, level-based, on a tick and on every change.
+Why this exists: the job loop (``jobs_runtime.JobLoop``) plans and acts, level-based, on a
+tick and on every change; these only record. Jobs come through a kopf ``on.event`` handler,
+which keeps no progress annotations and writes nothing, so a job's status writes (the
+throttled summary) cost no extra patches. Pods come through our own watch
+(``kube.watch.list_then_watch``, as the fleet's objects do), not kopf: kopf runs a worker
+per object that holds the object's latest body while events keep coming, and the job loop
+creates pods by the thousand, each with several events in its first seconds; ours turns
+each event into a ``PodView`` (six fields) at once.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from typing import Any
 import kopf
 
 from curbside_operator.api import GROUP
+from curbside_operator.handlers.jobs_runtime import JobState
+from curbside_operator.kube import jobs as kube
+from curbside_operator.kube import watch
 from curbside_operator.reconcile import pods
 
 
@@ -20,6 +28,17 @@ async def inferencejob_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) ->
     memo.jobs.job_event(event.get("type"), event["object"])
 
 
-@kopf.on.event("", "v1", "pods", labels=pods.MANAGED_BY)
-async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    memo.jobs.pod_event(event.get("type"), event["object"])
+async def watch_pods(state: JobState, client: Any) -> None:
+    """Curbside's inference pods in every namespace, forever."""
+    async for ev_type, key, body in watch.list_then_watch(
+        client,
+        kube.RawPod,
+        what="inference pods",
+        namespace="*",
+        labels=pods.MANAGED_BY,
+        key=watch.namespaced_key,
+    ):
+        if body is None:
+            state.pod_gone(key)
+        else:
+            state.pod_event(ev_type, body)

@@ -13,6 +13,7 @@ cars, deletes its pods, forgets it in the ledger and only then lets it go.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -61,6 +62,9 @@ class JobState:
         self.jobs: dict[tuple[str, str], ij.InferenceJob] = {}
         self.invalid: dict[tuple[str, str], tuple[ij.InferenceJob, str]] = {}
         self.pods: dict[tuple[str, str], jobs.PodView] = {}
+        """Change it through ``put_pod`` only: it keeps ``holding`` in step."""
+        self.holding: collections.Counter[str] = collections.Counter()
+        """Pods per car, so a car's change is looked up, not searched for among 10,000 pods."""
         self.wake = asyncio.Event()
 
     def job_event(self, ev_type: str | None, body: Mapping[str, Any]) -> None:
@@ -81,16 +85,30 @@ class JobState:
         view = pod_view(body)
         if view is None:
             return
-        key = (view.namespace, view.name)
-        if ev_type == "DELETED":
-            self.pods.pop(key, None)
-        else:
-            self.pods[key] = view
+        self.put_pod((view.namespace, view.name), None if ev_type == "DELETED" else view)
         self.wake.set()
+
+    def pod_gone(self, key: str) -> None:
+        """A pod (``namespace/name``) that a fresh list no longer has: deleted while unwatched."""
+        namespace, _, name = key.rpartition("/")
+        if self.put_pod((namespace, name), None) is not None:
+            self.wake.set()
+
+    def put_pod(self, key: tuple[str, str], view: jobs.PodView | None) -> jobs.PodView | None:
+        """Record ``view`` under ``key`` (None: forget it); the view it replaced, if any."""
+        old = self.pods.pop(key, None) if view is None else self.pods.get(key)
+        if old is not None:
+            self.holding[old.car] -= 1
+            if self.holding[old.car] <= 0:
+                del self.holding[old.car]
+        if view is not None:
+            self.pods[key] = view
+            self.holding[view.car] += 1
+        return old
 
     def car_changed(self, name: str) -> None:
         """A car's report or Lease changed: look again at once if it holds work."""
-        if any(p.car == name for p in self.pods.values()):
+        if name in self.holding:
             self.wake.set()
 
 
@@ -303,7 +321,7 @@ class JobLoop:
         try:
             async with self.writes:
                 await kube.delete_pod(self.client, pod.namespace, pod.name)
-            self.state.pods[(pod.namespace, pod.name)] = dataclasses.replace(pod, deleting=True)
+            self.state.put_pod((pod.namespace, pod.name), dataclasses.replace(pod, deleting=True))
         except errors.KubeError as exc:
             log.warning("%s (next round)", exc)
 

@@ -26,6 +26,7 @@ from curbside_operator.dispatch import auth
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from curbside_operator.handlers import fleet, fleet_runtime, jobs_runtime, standings
+from curbside_operator.handlers import jobs as job_handlers
 from curbside_operator.kube import errors, tokenreview
 from curbside_operator.kube import fleet as kube
 from curbside_operator.reconcile import placement, pods
@@ -75,6 +76,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         asyncio.create_task(_watch_leases(state, client, config), name="curbside-lease-watch"),
         asyncio.create_task(fleet.watch_vehiclenodes(state, client), name="curbside-vehiclenode-watch"),
         asyncio.create_task(fleet.watch_nodes(state, client), name="curbside-node-watch"),
+        asyncio.create_task(job_handlers.watch_pods(jobs, client), name="curbside-pod-watch"),
         asyncio.create_task(job_loop.run(), name="curbside-job-loop"),
         asyncio.create_task(standings.StandingsSync(state, dispatcher).run(), name="curbside-standings"),
     ]

@@ -24,6 +24,9 @@ from curbside_operator.kube import errors
 log = logging.getLogger(__name__)
 
 InferenceJobResource = create_namespaced_resource(GROUP, "v1alpha1", "InferenceJob", "inferencejobs")
+RawPod = create_namespaced_resource("", "v1", "Pod", "pods")
+"""Pods as plain dicts, for the operator's pod watch: lightkube's typed ``Pod`` builds a tree of
+dataclasses per object, which the watch would throw away after reading six fields."""
 # Not kopf's finalizer name: kopf removes its own from objects without deletion handlers.
 FINALIZER = f"{GROUP}/job-cleanup"
 COMPONENT = "curbside-operator"

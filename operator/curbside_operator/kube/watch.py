@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from lightkube import AsyncClient
@@ -33,8 +33,9 @@ CHUNK = 500
 """Objects per list page: what the initial state costs in memory at once."""
 
 Event = tuple[str, str, Any]
-"""``(type, name, object)``: ``ADDED`` for listed objects; the object is None for a DELETED
-that a list found out about."""
+"""``(type, key, object)``: ``ADDED`` for listed objects; the object is None for a DELETED
+that a list found out about. The key is the object's name (``name_of``), or what the
+watch's ``key`` makes of it (``namespaced_key`` for a watch across namespaces)."""
 
 
 def name_of(obj: Any) -> str | None:
@@ -44,6 +45,16 @@ def name_of(obj: Any) -> str | None:
     meta = getattr(obj, "metadata", None)
     name = getattr(meta, "name", None)
     return name if isinstance(name, str) else None
+
+
+def namespaced_key(obj: Any) -> str | None:
+    """``namespace/name``: the key of objects watched in every namespace, where names repeat."""
+    name = name_of(obj)
+    if name is None:
+        return None
+    meta = obj.get("metadata") if isinstance(obj, dict) else getattr(obj, "metadata", None)
+    namespace = (meta or {}).get("namespace") if isinstance(meta, dict) else getattr(meta, "namespace", None)
+    return f"{namespace}/{name}" if namespace else name
 
 
 def vanished(known: set[str], listed: set[str]) -> list[Event]:
@@ -58,6 +69,7 @@ async def list_then_watch(
     what: str,
     namespace: str | None = None,
     labels: dict[str, Any] | None = None,
+    key: Callable[[Any], str | None] = name_of,
 ) -> AsyncIterator[Event]:
     """Yield the current objects, then their changes, forever (see the module docstring)."""
     known: set[str] = set()
@@ -67,7 +79,7 @@ async def list_then_watch(
             listing = client.list(resource, namespace=namespace, labels=labels, chunk_size=CHUNK)
             listed: set[str] = set()
             async for obj in listing:
-                if (name := name_of(obj)) is not None:
+                if (name := key(obj)) is not None:
                     listed.add(name)
                     yield "ADDED", name, obj
             for event in vanished(known, listed):
@@ -78,7 +90,7 @@ async def list_then_watch(
                 resource, namespace=namespace, labels=labels, resource_version=version
             ):
                 backoff = 0.5
-                if (name := name_of(obj)) is None:
+                if (name := key(obj)) is None:
                     continue
                 if ev_type == "DELETED":
                     known.discard(name)

@@ -108,3 +108,34 @@ def test_names_of_dicts_and_of_models() -> None:
 def test_vanished_reports_only_what_the_new_list_lacks() -> None:
     assert watch.vanished({"a", "b", "c"}, {"a", "c", "d"}) == [("DELETED", "b", None)]
     assert watch.vanished(set(), {"a"}) == []
+
+
+def test_a_watch_across_namespaces_keys_objects_by_namespace_and_name() -> None:
+    def pod(namespace: str, name: str, version: str = "1") -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": namespace, "resourceVersion": version}}
+
+    client = ScriptedClient(
+        # the same pod name in two namespaces (a job of one name in each); a vanishes from team-a
+        lists=[
+            Listing([pod("team-a", "embed-car-1"), pod("team-b", "embed-car-1")], "10"),
+            Listing([pod("team-b", "embed-car-1")], "20"),
+        ],
+        watches=[[Gone("410")], []],
+    )
+    out: list[tuple[str, str, bool]] = []
+
+    async def run() -> None:
+        stream = watch.list_then_watch(client, object(), what="pods", key=watch.namespaced_key)  # type: ignore[arg-type]
+        async for ev_type, key, body in stream:
+            out.append((ev_type, key, body is not None))
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(run())
+    assert out == [
+        ("ADDED", "team-a/embed-car-1", True),
+        ("ADDED", "team-b/embed-car-1", True),
+        ("ADDED", "team-b/embed-car-1", True),
+        ("DELETED", "team-a/embed-car-1", False),
+    ]
+    assert watch.namespaced_key({"metadata": {"name": "car-0"}}) == "car-0"  # cluster-scoped
+    assert watch.namespaced_key({"metadata": {}}) is None
