@@ -149,6 +149,7 @@ class FleetLoop:
         self.sem = asyncio.Semaphore(state.config.write_concurrency)
         self.last_sweep = 0.0
         self.in_flight: dict[str, asyncio.Task[None]] = {}
+        self.status_writes = self.node_writes = 0
 
     async def run(self) -> None:
         cfg = self.state.config
@@ -226,6 +227,22 @@ class FleetLoop:
             metrics.VEHICLENODES.labels(state=st, eligible=eligible).set(n)
         for reason, n in reasons.items():  # every known reason, 0 included: a steady set of series
             metrics.INELIGIBLE.labels(reason=reason).set(n)
+        # One line per sweep (30 s): what a stalled fleet is doing, without --verbose.
+        eligible_cars = sum(n for (_, flag), n in counts.items() if flag == "true")
+        top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3) if n)
+        log.info(
+            "fleet: %d cars, %d eligible (not: %s), %d Leases, %d reconciles in flight, %d enrolling, "
+            "%d status and %d Node writes so far%s",
+            len(self.state.cars),
+            eligible_cars,
+            top or "-",
+            len(self.state.leases),
+            sum(1 for key in self.in_flight if not key.startswith("enroll/")),
+            sum(1 for key in self.in_flight if key.startswith("enroll/")),
+            self.status_writes,
+            self.node_writes,
+            "; control-plane partition suspected" if self.state.partition else "",
+        )
 
     async def _reconcile(self, name: str, now: datetime) -> None:
         state = self.state
@@ -249,6 +266,7 @@ class FleetLoop:
                 if plan.status_patch is not None:
                     stored = await kube.patch_vehiclenode_status(self.client, name, plan.status_patch)
                     metrics.API_WRITES.labels(resource="vehiclenodes/status", verb="patch").inc()
+                    self.status_writes += 1
                     if vn.IneligibleReason.LEASE_EXPIRED in plan.reasons and not _had_reason(car):
                         metrics.LEASE_EXPIRIES.inc()
                     state.cars[name] = hold_car(stored)
@@ -256,6 +274,7 @@ class FleetLoop:
                 if plan.node_patch is not None:
                     node = await kube.patch_node(self.client, name, plan.node_patch)
                     metrics.API_WRITES.labels(resource="nodes", verb="patch").inc()
+                    self.node_writes += 1
                     state.nodes[name] = node_view(node.to_dict())
         except errors.NotFoundError:
             log.info("car %s disappeared while reconciling", name)

@@ -78,3 +78,20 @@ def test_metrics_listen_on_loopback_unless_told_otherwise() -> None:
     env = {"CURBSIDE_METRICS_HOST": "0.0.0.0", "CURBSIDE_METRICS_PORT": "9464"}
     config = settings.OperatorConfig.from_env(env)
     assert (config.metrics_host, config.metrics_port) == ("0.0.0.0", 9464)
+
+
+def test_each_sweep_logs_one_line_on_where_the_fleet_stands(caplog: Any) -> None:
+    state = fleet_runtime.FleetState(settings.OperatorConfig())
+    state.cars = {
+        "a": car("a", "Charging", eligible=True, reasons=[]),
+        "b": car("b", "Driving", eligible=False, reasons=["NotParked", "NotCharging"]),
+        "c": car("c", "Parked", eligible=False, reasons=["NotCharging"]),
+    }
+    loop = fleet_runtime.FleetLoop(state, client=None)  # type: ignore[arg-type]
+    loop.status_writes, loop.node_writes = 7, 2
+    with caplog.at_level("INFO", logger=fleet_runtime.__name__):
+        loop._export_gauges()
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fleet:")]
+    assert line.startswith("fleet: 3 cars, 1 eligible (not: NotCharging 2, NotParked 1), 0 Leases,")
+    assert "7 status and 2 Node writes so far" in line
+    assert "partition" not in line
