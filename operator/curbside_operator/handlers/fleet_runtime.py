@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def hold_car(body: Mapping[str, Any]) -> vn.VehicleNode:
-    """A VehicleNode as the fleet holds it: parsed, its parts shared with other cars' (read-only:
-    ``api.sharing``); raises ``InvalidSpecError`` like ``from_body``."""
+    """A VehicleNode as the fleet holds it: parsed, its fields-sets shared with other cars' (so it
+    is read-only: ``api.sharing``); raises ``InvalidSpecError`` like ``from_body``."""
     return sharing.share(vn.VehicleNode.from_body(body))
 
 
@@ -230,6 +230,7 @@ class FleetLoop:
         # One line per sweep (30 s): what a stalled fleet is doing, without --verbose.
         eligible_cars = sum(n for (_, flag), n in counts.items() if flag == "true")
         top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3) if n)
+        enrolling = sum(1 for key in self.in_flight if key.startswith("enroll/"))
         log.info(
             "fleet: %d cars, %d eligible (not: %s), %d Leases, %d reconciles in flight, %d enrolling, "
             "%d status and %d Node writes so far%s",
@@ -237,8 +238,8 @@ class FleetLoop:
             eligible_cars,
             top or "-",
             len(self.state.leases),
-            sum(1 for key in self.in_flight if not key.startswith("enroll/")),
-            sum(1 for key in self.in_flight if key.startswith("enroll/")),
+            len(self.in_flight) - enrolling,
+            enrolling,
             self.status_writes,
             self.node_writes,
             "; control-plane partition suspected" if self.state.partition else "",

@@ -38,13 +38,19 @@ that a list found out about. The key is the object's name (``name_of``), or what
 watch's ``key`` makes of it (``namespaced_key`` for a watch across namespaces)."""
 
 
-def name_of(obj: Any) -> str | None:
-    """The object's name, for plain dicts (generic resources) and lightkube's models alike."""
+def _meta(obj: Any, field: str) -> str | None:
+    """A string field of the object's metadata, for plain dicts (generic resources) and
+    lightkube's models alike."""
     if isinstance(obj, dict):
-        return (obj.get("metadata") or {}).get("name")
-    meta = getattr(obj, "metadata", None)
-    name = getattr(meta, "name", None)
-    return name if isinstance(name, str) else None
+        value = (obj.get("metadata") or {}).get(field)
+    else:
+        value = getattr(getattr(obj, "metadata", None), field, None)
+    return value if isinstance(value, str) else None
+
+
+def name_of(obj: Any) -> str | None:
+    """The object's name."""
+    return _meta(obj, "name")
 
 
 def namespaced_key(obj: Any) -> str | None:
@@ -52,8 +58,7 @@ def namespaced_key(obj: Any) -> str | None:
     name = name_of(obj)
     if name is None:
         return None
-    meta = obj.get("metadata") if isinstance(obj, dict) else getattr(obj, "metadata", None)
-    namespace = (meta or {}).get("namespace") if isinstance(meta, dict) else getattr(meta, "namespace", None)
+    namespace = _meta(obj, "namespace")
     return f"{namespace}/{name}" if namespace else name
 
 
