@@ -25,7 +25,7 @@ from lightkube import AsyncClient
 from curbside_operator import metrics, settings
 from curbside_operator.api import base, sharing
 from curbside_operator.api.v1alpha1 import vehiclenode as vn
-from curbside_operator.kube import errors
+from curbside_operator.kube import errors, watch
 from curbside_operator.kube import fleet as kube
 from curbside_operator.reconcile import fleet, vehiclenode
 
@@ -41,7 +41,11 @@ def hold_car(body: Mapping[str, Any]) -> vn.VehicleNode:
 def node_view(body: Mapping[str, Any]) -> vehiclenode.NodeView:
     spec = body.get("spec") or {}
     meta = body.get("metadata") or {}
-    return vehiclenode.NodeView(taints=tuple(spec.get("taints") or ()), labels=dict(meta.get("labels") or {}))
+    return vehiclenode.NodeView(
+        taints=tuple(spec.get("taints") or ()),
+        labels=dict(meta.get("labels") or {}),
+        resource_version=meta.get("resourceVersion"),
+    )
 
 
 class FleetState:
@@ -89,12 +93,32 @@ class FleetState:
         self.enroll.pop(name, None)
         self._touch(name)
 
+    def write_answered(self, name: str, stored: Mapping[str, Any]) -> None:
+        """Hold the object our status write returned, unless a newer version came meanwhile.
+
+        The agent may report while our write is in flight: if its report landed after ours,
+        its watch event (newer) can arrive before our answer (older). Taking the answer then
+        would forget the report, and nothing would bring it back until the car's next report.
+        """
+        held = self.cars.get(name)
+        if held is not None and _older(stored, held):
+            return
+        self.cars[name] = hold_car(stored)
+
+    def node_answered(self, name: str, stored: Mapping[str, Any]) -> None:
+        """Hold the Node our write returned, unless a newer version came meanwhile (as above)."""
+        view, held = node_view(stored), self.nodes.get(name)
+        if held is None or not watch.older(view.resource_version, held.resource_version):
+            self.nodes[name] = view
+
     def node_event(self, ev_type: str | None, name: str, body: Mapping[str, Any]) -> None:
         if ev_type == "DELETED":
             self.nodes.pop(name, None)
             return
-        view = node_view(body)
-        if self.nodes.get(name) != view:
+        view, held = node_view(body), self.nodes.get(name)
+        if held is not None and watch.older(view.resource_version, held.resource_version):
+            pass  # older than our own write's answer: we already know better
+        elif held != view:
             self.nodes[name] = view
             if name in self.cars:
                 self._touch(name)
@@ -270,13 +294,13 @@ class FleetLoop:
                     self.status_writes += 1
                     if vn.IneligibleReason.LEASE_EXPIRED in plan.reasons and not _had_reason(car):
                         metrics.LEASE_EXPIRIES.inc()
-                    state.cars[name] = hold_car(stored)
+                    state.write_answered(name, stored)
                     _observe_reaction(car, now)
                 if plan.node_patch is not None:
                     node = await kube.patch_node(self.client, name, plan.node_patch)
                     metrics.API_WRITES.labels(resource="nodes", verb="patch").inc()
                     self.node_writes += 1
-                    state.nodes[name] = node_view(node.to_dict())
+                    state.node_answered(name, node.to_dict())
         except errors.NotFoundError:
             log.info("car %s disappeared while reconciling", name)
         except errors.KubeError as exc:
@@ -300,11 +324,7 @@ class FleetLoop:
 
 def _older(body: Mapping[str, Any], held: vn.VehicleNode) -> bool:
     """Is ``body`` an older version of the object than ``held`` (by resourceVersion)?"""
-    new, old = (body.get("metadata") or {}).get("resourceVersion"), held.metadata.resource_version
-    try:
-        return new is not None and old is not None and int(new) < int(old)
-    except ValueError:
-        return False  # not etcd's integers: cannot order, take the event
+    return watch.older((body.get("metadata") or {}).get("resourceVersion"), held.metadata.resource_version)
 
 
 def _had_reason(car: vn.VehicleNode) -> bool:

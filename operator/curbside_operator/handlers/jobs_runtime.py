@@ -31,7 +31,7 @@ from curbside_operator.api.v1alpha1 import inferencejob as ij
 from curbside_operator.dispatch import inputs, results
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.handlers.fleet_runtime import FleetState
-from curbside_operator.kube import errors
+from curbside_operator.kube import errors, watch
 from curbside_operator.kube import jobs as kube
 from curbside_operator.reconcile import jobs, pods, vehiclenode
 
@@ -74,6 +74,9 @@ class JobState:
             self.jobs.pop(key, None)
             self.invalid.pop(key, None)
         else:
+            held = self.jobs.get(key)
+            if held is not None and watch.older(meta.get("resourceVersion"), held.metadata.resource_version):
+                return  # older than what our own write answered: we already know better
             try:
                 self.jobs[key] = ij.InferenceJob.from_body(body)
             except base.InvalidSpecError as exc:
@@ -313,7 +316,7 @@ class JobLoop:
             try:
                 stored = await kube.patch_job_status(self.client, view.namespace, view.name, plan.status)
                 self.last_status[view.key] = now
-                self.state.jobs[(view.namespace, view.name)] = ij.InferenceJob.from_body(stored)
+                self.state.job_event("MODIFIED", stored)  # unless the user's newer edit came meanwhile
             except errors.KubeError as exc:
                 log.warning("%s (next round)", exc)
 
@@ -321,7 +324,8 @@ class JobLoop:
         try:
             async with self.writes:
                 await kube.delete_pod(self.client, pod.namespace, pod.name)
-            self.state.put_pod((pod.namespace, pod.name), dataclasses.replace(pod, deleting=True))
+            if (pod.namespace, pod.name) in self.state.pods:  # not if its DELETED came meanwhile
+                self.state.put_pod((pod.namespace, pod.name), dataclasses.replace(pod, deleting=True))
         except errors.KubeError as exc:
             log.warning("%s (next round)", exc)
 
@@ -340,7 +344,8 @@ class JobLoop:
             if created:
                 metrics.PLACEMENTS.inc()
             found = jobs.PodView(view.namespace, body["metadata"]["name"], view.name, car)
-            self.state.pods.setdefault((view.namespace, found.name), found)
+            if (view.namespace, found.name) not in self.state.pods:  # its watch event may be first
+                self.state.put_pod((view.namespace, found.name), found)
             self.create_failed.pop(view.key, None)
         except errors.KubeError as exc:
             self.create_failed[view.key] = time.monotonic()

@@ -62,6 +62,19 @@ def namespaced_key(obj: Any) -> str | None:
     return f"{namespace}/{name}" if namespace else name
 
 
+def older(version: str | None, than: str | None) -> bool:
+    """Is resourceVersion ``version`` older than ``than``?
+
+    Our own write's answer and the watch's events race: whichever the operator takes last
+    must not replace a newer version it already holds. etcd's versions are integers;
+    versions that cannot be ordered (or a missing one) count as not older.
+    """
+    try:
+        return version is not None and than is not None and int(version) < int(than)
+    except ValueError:
+        return False
+
+
 def vanished(known: set[str], listed: set[str]) -> list[Event]:
     """DELETED events for what was known before a list and is not in it."""
     return [("DELETED", name, None) for name in sorted(known - listed)]

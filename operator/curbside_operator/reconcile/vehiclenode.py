@@ -54,6 +54,8 @@ class NodeView:
 
     taints: tuple[Mapping[str, str], ...]
     labels: Mapping[str, str]
+    resource_version: str | None = dataclasses.field(default=None, compare=False)
+    """Which version of the Node this is (to keep a newer one); not part of equality."""
 
 
 @dataclasses.dataclass(frozen=True)
