@@ -97,13 +97,20 @@ def silence(api: httpx.Client, car: str) -> float:
     return now
 
 
-def last_sign_of_life(api: httpx.Client, dep: Departure) -> float:
-    """The later of our cut-off and the node's last status heartbeat (kwok may have one queued)."""
+def last_sign_of_life(api: httpx.Client, dep: Departure, *, before: float) -> float:
+    """The later of our cut-off and the node's last status heartbeat (kwok may have one queued).
+
+    A heartbeat after ``before`` (the last replacement bound) delayed no replacement: kwok
+    sometimes plays a queued status heartbeat minutes after the cut-off, after Kubernetes
+    had already moved the pods; taken as the last sign of life it made reactions negative.
+    """
     node = api.get(f"/api/v1/nodes/{dep.car}").json()
     beats = [
-        stats.parse_time(c["lastHeartbeatTime"])
+        beat
         for c in node.get("status", {}).get("conditions") or []
-        if c.get("type") == "Ready" and c.get("lastHeartbeatTime")
+        if c.get("type") == "Ready"
+        and c.get("lastHeartbeatTime")
+        and (beat := stats.parse_time(c["lastHeartbeatTime"])) <= before
     ]
     return max([dep.silenced, *beats])
 
@@ -198,10 +205,11 @@ class Baseline:
 
     def _figures(self, label: str, settled: list[dict[str, Any]] | None) -> dict[str, Any]:
         deps = self.departures[label]
-        lives = sorted(last_sign_of_life(self.api, d) for d in deps if d.pods)
         first = min((d.silenced for d in deps), default=0.0)
         pods = settled if settled is not None else self._pods(label)
         moved = sorted(t for p in pods if (t := kit.scheduled_at(p)) is not None and t >= first)
+        before = max(moved, default=time.time())
+        lives = sorted(last_sign_of_life(self.api, d, before=before) for d in deps if d.pods)
         displaced = sum(len(d.pods) for d in deps)
         # The ReplicaSet replaces evicted pods in eviction order: pair the n-th pod that lost its
         # car with the n-th replacement (one pod per car, so one per departure).
@@ -215,11 +223,11 @@ class Baseline:
             "settled": settled is not None,
             "reaction_s": stats.summary(latencies),
             "reaction_samples_s": latencies,
+            "waited_s": time.time() - first,
         }
         if label.startswith("mass") and moved:
             figures["all_replaced_s"] = (max(moved) - first) if settled is not None else None
             last = max(d.silenced for d in deps)
             figures["after_last_left_s"] = (max(moved) - last) if settled is not None else None
             figures["replaced_after_s"] = [t - first for t in moved]
-            figures["waited_s"] = time.time() - first
         return figures

@@ -47,6 +47,8 @@ class Tally:
     empty: int = 0  # lease answered 204: nothing to lease right now
     refused: dict[int, int] = field(default_factory=dict)  # other lease answers: status → count
     started: list[float] = field(default_factory=list)  # a worker's start → its first lease
+    token: list[float] = field(default_factory=list)  # a worker's start → its pod's token
+    answered: list[float] = field(default_factory=list)  # token → the dispatcher's first answer
     first_leases: list[float] = field(default_factory=list)  # each worker's first lease (epoch s)
 
 
@@ -90,10 +92,15 @@ async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: 
     # Valid 10 min; a worker lives far less. A kubelet projects it before the container starts,
     # every car at once: on the default pool (6 threads here) 100 pods' tokens queued for 7 s.
     token = await asyncio.get_running_loop().run_in_executor(TOKENS, pod_token, api, pod)
+    asking = time.time()
+    tally.token.append(asking - born)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         while True:
             r = await http.post("/lease", json={"car": car, "owner": env["CURBSIDE_OWNER"]})
+            if asking:
+                tally.answered.append(time.time() - asking)
+                asking = 0.0
             if r.status_code != 200:
                 if r.status_code == 204:
                     tally.empty += 1
@@ -212,6 +219,8 @@ async def _run(
         "empty_leases": tally.empty,
         "refused_leases": {str(k): v for k, v in sorted(tally.refused.items())},
         "worker_start_to_first_lease_s": stats.summary(tally.started),
+        "worker_start_to_token_s": stats.summary(tally.token),
+        "token_to_first_answer_s": stats.summary(tally.answered),
         # The ramp: job created → the first worker leasing, and → ``cars`` workers leasing.
         "ramp_s": [
             (t - created) if (t := _nth(tally.first_leases, n)) is not None else None for n in (1, cars)
