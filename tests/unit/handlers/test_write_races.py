@@ -3,8 +3,7 @@
 A car reports Charging while the operator's status write for it is in flight. If the report
 landed after the write, its watch event (newer) can reach the operator before the write's
 answer (older). The operator must keep the report: taking the answer instead forgot it, and
-the car stayed ineligible until it next reported (CI of stop 15: a car not eligible in 60 s;
-the 10,000-car run: 0 of 6,000 charging cars eligible).
+the car stayed ineligible until it next reported (CI of stop 15: a car not eligible in 60 s).
 """
 
 from __future__ import annotations
