@@ -107,18 +107,21 @@ class FleetState:
 
     def node_answered(self, name: str, stored: Mapping[str, Any]) -> None:
         """Hold the Node our write returned, unless a newer version came meanwhile (as above)."""
-        view, held = node_view(stored), self.nodes.get(name)
-        if held is None or not watch.older(view.resource_version, held.resource_version):
+        view = node_view(stored)
+        if not self._older_node(name, view):
             self.nodes[name] = view
+
+    def _older_node(self, name: str, view: vehiclenode.NodeView) -> bool:
+        held = self.nodes.get(name)
+        return held is not None and watch.older(view.resource_version, held.resource_version)
 
     def node_event(self, ev_type: str | None, name: str, body: Mapping[str, Any]) -> None:
         if ev_type == "DELETED":
             self.nodes.pop(name, None)
             return
-        view, held = node_view(body), self.nodes.get(name)
-        if held is not None and watch.older(view.resource_version, held.resource_version):
-            pass  # older than our own write's answer: we already know better
-        elif held != view:
+        view = node_view(body)
+        # An event older than our own write's answer: we already know better.
+        if not self._older_node(name, view) and self.nodes.get(name) != view:
             self.nodes[name] = view
             if name in self.cars:
                 self._touch(name)

@@ -89,8 +89,10 @@ async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: 
         f"{env['CURBSIDE_DISPATCHER_URL']}/v1/jobs/{env['CURBSIDE_JOB_NAMESPACE']}/{env['CURBSIDE_JOB_NAME']}"
     )
     born = time.time()
-    # Valid 10 min; a worker lives far less. A kubelet projects it before the container starts,
-    # every car at once: on the default pool (6 threads here) 100 pods' tokens queued for 7 s.
+    # Valid 10 min; a worker lives far less. Kubelets project tokens on every car at once, so
+    # the workers ask on a pool of their own, not asyncio's default (6 threads here). That did
+    # not shorten the ramp (start → first lease, p50 7 s): ``worker_start_to_token_s`` and
+    # ``token_to_first_answer_s`` say which step takes it.
     token = await asyncio.get_running_loop().run_in_executor(TOKENS, pod_token, api, pod)
     asking = time.time()
     tally.token.append(asking - born)
