@@ -27,6 +27,7 @@ UNITS_NAME = "curbside_job_units"
 UNITS_EXPIRED_NAME = "curbside_unit_leases_expired_total"
 JOBS_NAME = "curbside_inference_jobs"
 INELIGIBLE_NAME = "curbside_vehiclenodes_ineligible"
+FLEET_QUEUE_NAME = "curbside_fleet_queue_cars"
 LEDGER_SIZE_NAME = "curbside_ledger_size_bytes"
 # Credit and trust (issue 7), from the ledger.
 CREDIT_NAME = "curbside_owner_credit_seconds"
@@ -63,6 +64,12 @@ INELIGIBLE = prometheus_client.Gauge(
     INELIGIBLE_NAME,
     "Cars the operator judges ineligible, by reason (a car with several reasons counts under each).",
     ["reason"],
+    registry=REGISTRY,
+)
+FLEET_QUEUE = prometheus_client.Gauge(
+    FLEET_QUEUE_NAME,
+    "Cars waiting for the fleet loop's workers, by priority (changed cars before the sweep's).",
+    ["priority"],
     registry=REGISTRY,
 )
 SILENT_CARS = prometheus_client.Gauge(

@@ -55,6 +55,16 @@ def dashboard() -> Dashboard:
         )
         .with_panel(
             p.series(
+                "Fleet queue",
+                "Cars waiting for the fleet loop's workers: changed cars (a report, a Lease gone "
+                "stale) go before the periodic sweep's. A changed queue that does not empty means "
+                "the operator judges cars later than they change.",
+                "short",
+                p.query(f"sum by (priority) ({m.FLEET_QUEUE_NAME})", "{{priority}}"),
+            )
+        )
+        .with_panel(
+            p.series(
                 "API writes",
                 "Writes the operator sent to the API server per second, by resource and verb.",
                 "ops",

@@ -21,7 +21,7 @@ VEHICLE_LABEL = "curbside.dev/vehicle"
 
 async def watch_vehiclenodes(state: FleetState, client: Any) -> None:
     async for ev_type, name, body in watch.list_then_watch(
-        client, kube.VehicleNodeResource, what="VehicleNodes"
+        client, kube.VehicleNodeResource, what="VehicleNodes", on_listed=lambda: state.synced("VehicleNodes")
     ):
         state.car_event(ev_type, name, body or {})
 
@@ -29,6 +29,6 @@ async def watch_vehiclenodes(state: FleetState, client: Any) -> None:
 async def watch_nodes(state: FleetState, client: Any) -> None:
     labels = {VEHICLE_LABEL: "true"}
     async for ev_type, name, body in watch.list_then_watch(
-        client, kube.RawNode, what="car Nodes", labels=labels
+        client, kube.RawNode, what="car Nodes", labels=labels, on_listed=lambda: state.synced("Nodes")
     ):
         state.node_event(ev_type, name, body or {})

@@ -16,7 +16,7 @@ import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,7 @@ from lightkube import AsyncClient
 from curbside_operator import metrics, settings
 from curbside_operator.api import base, sharing
 from curbside_operator.api.v1alpha1 import vehiclenode as vn
+from curbside_operator.handlers import workqueue
 from curbside_operator.kube import errors, watch
 from curbside_operator.kube import fleet as kube
 from curbside_operator.reconcile import fleet, vehiclenode
@@ -48,6 +49,10 @@ def node_view(body: Mapping[str, Any]) -> vehiclenode.NodeView:
     )
 
 
+SOURCES = frozenset({"VehicleNodes", "Nodes", "Leases"})
+"""What the operator lists before it judges any car (``FleetState.ready``)."""
+
+
 class FleetState:
     """Cars, their Nodes and Leases as last seen; which cars need a look."""
 
@@ -66,6 +71,18 @@ class FleetState:
         """Called with a car's name whenever its report or Lease freshness changes (the job loop)."""
         self.records: dict[str, tuple[vn.Trust, vn.Credit]] = {}
         """The ledger's record of each car (``handlers.standings``), written into its status."""
+        self.listed: set[str] = set()
+        """Which of ``SOURCES`` have been listed whole since the operator started."""
+
+    def synced(self, source: str) -> None:
+        """``source`` (one of ``SOURCES``) has been listed: its watch now has every object."""
+        self.listed.add(source)
+        self.wake.set()
+
+    @property
+    def ready(self) -> bool:
+        """May cars be judged? Only once every source is listed, like an informer's HasSynced."""
+        return self.listed >= SOURCES
 
     def touch(self, name: str) -> None:
         """Have the car reconciled (and the job loop told) soon."""
@@ -167,60 +184,86 @@ class FleetState:
         return names
 
 
+ENROLL = "enroll/"
+"""Queue keys of cars to enroll (create a VehicleNode for) rather than reconcile."""
+
+
 class FleetLoop:
-    """Reconciles cars from ``FleetState`` and writes the differences."""
+    """Reconciles cars from ``FleetState`` and writes the differences.
+
+    ``write_concurrency`` workers take cars from one ``WorkQueue`` and judge each car when
+    they take it, with the clock and the facts of that moment: a car never waits with a
+    judgement already made (see ``handlers.workqueue`` for the 10,000-car run that did).
+    """
 
     def __init__(self, state: FleetState, client: AsyncClient) -> None:
         self.state = state
         self.client = client
-        self.sem = asyncio.Semaphore(state.config.write_concurrency)
+        self.queue = workqueue.WorkQueue()
+        self.enrolling: dict[str, dict[str, Any]] = {}
         self.last_sweep = 0.0
-        self.in_flight: dict[str, asyncio.Task[None]] = {}
         self.status_writes = self.node_writes = 0
 
     async def run(self) -> None:
         cfg = self.state.config
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.state.wake.wait(), timeout=cfg.tick_seconds)
-            self.state.wake.clear()
-            await self.step()
+        workers = [
+            asyncio.create_task(self.work(), name=f"curbside-fleet-worker-{i}")
+            for i in range(cfg.write_concurrency)
+        ]
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.state.wake.wait(), timeout=cfg.tick_seconds)
+                self.state.wake.clear()
+                self.step()
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
 
-    async def step(self) -> None:
+    def step(self) -> None:
+        """Queue the cars that need a look: changed, Lease just stale, every car on a sweep."""
         state, cfg = self.state, self.state.config
+        if not state.ready:
+            # Until Leases, Nodes and VehicleNodes are all listed, a car without its Lease
+            # yet would look silent: judging then would write 10,000 wrong verdicts.
+            return
         now = state.clock()
         self._assess(now)
-        names = state.take_dirty() | state.expired(now)
+        for name in state.take_dirty() | state.expired(now):
+            self.queue.add(name)
         if time.monotonic() - self.last_sweep >= cfg.sweep_seconds:
-            names |= set(state.cars)
+            for name in state.cars:
+                self.queue.add(name, urgent=False)
             self.last_sweep = time.monotonic()
             self._export_gauges()
-        enroll, state.enroll = state.enroll, {}
-        # Cars are reconciled in their own tasks, so one slow write never delays the next
-        # car's reaction; a car already in flight is looked at again when its task ends.
-        for name in names:
-            if name in self.in_flight:
-                state.dirty.add(name)
-                continue
-            self._spawn(name, self._reconcile(name, now))
-        for name, body in enroll.items():
-            self._spawn(f"enroll/{name}", self._enroll(name, body))
+        for name, body in state.enroll.items():
+            self.enrolling[name] = body
+            self.queue.add(ENROLL + name)
+        state.enroll = {}
+        urgent, later = self.queue.waiting()
+        metrics.FLEET_QUEUE.labels(priority="changed").set(urgent)
+        metrics.FLEET_QUEUE.labels(priority="sweep").set(later)
 
-    def _spawn(self, key: str, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work, name=f"curbside-car-{key}")
-        self.in_flight[key] = task
-
-        def done(_: asyncio.Task[None]) -> None:
-            self.in_flight.pop(key, None)
-            if key in self.state.dirty:
-                self.state.wake.set()
-
-        task.add_done_callback(done)
+    async def work(self) -> None:
+        """One worker: take a key, act on it, forever; a failure costs the key, not the worker."""
+        while True:
+            key = await self.queue.get()
+            try:
+                if key.startswith(ENROLL):
+                    await self._enroll(key.removeprefix(ENROLL))
+                else:
+                    await self._reconcile(key)
+            except Exception:
+                log.exception("fleet worker on %s", key)
+                if not key.startswith(ENROLL):
+                    self.state.dirty.add(key)
+            finally:
+                self.queue.done(key)
 
     async def drain(self) -> None:
-        """Wait for every write in flight (tests and shutdown)."""
-        while self.in_flight:
-            await asyncio.gather(*list(self.in_flight.values()), return_exceptions=True)
+        """Wait until every queued car is looked at and written (tests and shutdown)."""
+        await self.queue.join()
 
     def _assess(self, now: datetime) -> None:
         cfg = self.state.config
@@ -254,30 +297,33 @@ class FleetLoop:
             metrics.VEHICLENODES.labels(state=st, eligible=eligible).set(n)
         for reason, n in reasons.items():  # every known reason, 0 included: a steady set of series
             metrics.INELIGIBLE.labels(reason=reason).set(n)
+        urgent, later = self.queue.waiting()
         # One line per sweep (30 s): what a stalled fleet is doing, without --verbose.
         eligible_cars = sum(n for (_, flag), n in counts.items() if flag == "true")
         top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3) if n)
-        enrolling = sum(1 for key in self.in_flight if key.startswith("enroll/"))
         log.info(
-            "fleet: %d cars, %d eligible (not: %s), %d Leases, %d reconciles in flight, %d enrolling, "
-            "%d status and %d Node writes so far%s",
+            "fleet: %d cars, %d eligible (not: %s), %d Leases; queue: %d changed, %d sweep, "
+            "%d enrolling, %d at work; %d status and %d Node writes so far%s",
             len(self.state.cars),
             eligible_cars,
             top or "-",
             len(self.state.leases),
-            len(self.in_flight) - enrolling,
-            enrolling,
+            urgent,
+            later,
+            len(self.enrolling),
+            len(self.queue.busy()),
             self.status_writes,
             self.node_writes,
             "; control-plane partition suspected" if self.state.partition else "",
         )
 
-    async def _reconcile(self, name: str, now: datetime) -> None:
+    async def _reconcile(self, name: str) -> None:
         state = self.state
         car = state.cars.get(name)
         if car is None:
             return
         started = time.perf_counter()
+        now = state.clock()
         plan = vehiclenode.reconcile_car(
             car,
             lease=state.leases.get(name),
@@ -290,20 +336,19 @@ class FleetLoop:
             credit=record[1] if record else None,
         )
         try:
-            async with self.sem:
-                if plan.status_patch is not None:
-                    stored = await kube.patch_vehiclenode_status(self.client, name, plan.status_patch)
-                    metrics.API_WRITES.labels(resource="vehiclenodes/status", verb="patch").inc()
-                    self.status_writes += 1
-                    if vn.IneligibleReason.LEASE_EXPIRED in plan.reasons and not _had_reason(car):
-                        metrics.LEASE_EXPIRIES.inc()
-                    state.write_answered(name, stored)
-                    _observe_reaction(car, now)
-                if plan.node_patch is not None:
-                    node = await kube.patch_node(self.client, name, plan.node_patch)
-                    metrics.API_WRITES.labels(resource="nodes", verb="patch").inc()
-                    self.node_writes += 1
-                    state.node_answered(name, node.to_dict())
+            if plan.status_patch is not None:
+                stored = await kube.patch_vehiclenode_status(self.client, name, plan.status_patch)
+                metrics.API_WRITES.labels(resource="vehiclenodes/status", verb="patch").inc()
+                self.status_writes += 1
+                if vn.IneligibleReason.LEASE_EXPIRED in plan.reasons and not _had_reason(car):
+                    metrics.LEASE_EXPIRIES.inc()
+                state.write_answered(name, stored)
+                _observe_reaction(car, now)
+            if plan.node_patch is not None:
+                node = await kube.patch_node(self.client, name, plan.node_patch)
+                metrics.API_WRITES.labels(resource="nodes", verb="patch").inc()
+                self.node_writes += 1
+                state.node_answered(name, node.to_dict())
         except errors.NotFoundError:
             log.info("car %s disappeared while reconciling", name)
         except errors.KubeError as exc:
@@ -313,13 +358,13 @@ class FleetLoop:
         finally:
             metrics.RECONCILE_DURATION.labels(kind="VehicleNode").observe(time.perf_counter() - started)
 
-    async def _enroll(self, name: str, body: dict[str, Any]) -> None:
+    async def _enroll(self, name: str) -> None:
         """Create the VehicleNode of a car Node that has none (AlreadyExists is success)."""
-        if name in self.state.cars:
+        body = self.enrolling.pop(name, None)
+        if body is None or name in self.state.cars:
             return
         try:
-            async with self.sem:
-                await kube.create_vehiclenode(self.client, body)
+            await kube.create_vehiclenode(self.client, body)
             metrics.API_WRITES.labels(resource="vehiclenodes", verb="create").inc()
         except errors.KubeError as exc:
             log.warning("enrolling car %s: %s", name, exc)

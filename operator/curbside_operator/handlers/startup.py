@@ -124,7 +124,10 @@ async def _serve(dispatcher: Dispatcher, config: operator_settings.OperatorConfi
 async def _watch_leases(
     state: fleet_runtime.FleetState, client: Any, config: operator_settings.OperatorConfig
 ) -> None:
-    async for ev_type, name, renew, duration in kube.watch_leases(client, namespace=config.lease_namespace):
+    leases = kube.watch_leases(
+        client, namespace=config.lease_namespace, on_listed=lambda: state.synced("Leases")
+    )
+    async for ev_type, name, renew, duration in leases:
         state.lease_event(ev_type, name, renew, duration)
 
 

@@ -13,7 +13,7 @@ kopf would list each whole before handing out the first object.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,11 +50,11 @@ def lease_times(lease: Lease) -> tuple[datetime | None, int]:
 
 
 async def watch_leases(
-    client: AsyncClient, *, namespace: str
+    client: AsyncClient, *, namespace: str, on_listed: Callable[[], None] | None = None
 ) -> AsyncIterator[tuple[str, str, datetime | None, int]]:
     """Yield ``(event type, car name, renew time, duration)`` forever (``watch.list_then_watch``)."""
     async for ev_type, name, lease in watch.list_then_watch(
-        client, Lease, what=f"Leases in {namespace}", namespace=namespace
+        client, Lease, what=f"Leases in {namespace}", namespace=namespace, on_listed=on_listed
     ):
         yield (ev_type, name, *lease_times(lease)) if lease is not None else (ev_type, name, None, 0)
 

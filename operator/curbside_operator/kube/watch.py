@@ -88,8 +88,13 @@ async def list_then_watch(
     namespace: str | None = None,
     labels: dict[str, Any] | None = None,
     key: Callable[[Any], str | None] = name_of,
+    on_listed: Callable[[], None] | None = None,
 ) -> AsyncIterator[Event]:
-    """Yield the current objects, then their changes, forever (see the module docstring)."""
+    """Yield the current objects, then their changes, forever (see the module docstring).
+
+    ``on_listed`` is called once every listed object has been yielded (after each list): from
+    then on the consumer holds every object, so it may act on what is *missing*.
+    """
     known: set[str] = set()
     backoff = 0.5
     while True:
@@ -103,6 +108,8 @@ async def list_then_watch(
             for event in vanished(known, listed):
                 yield event
             known = listed
+            if on_listed is not None:
+                on_listed()
             version = listing.resourceVersion
             async for ev_type, obj in client.watch(
                 resource, namespace=namespace, labels=labels, resource_version=version

@@ -92,6 +92,7 @@ def test_each_sweep_logs_one_line_on_where_the_fleet_stands(caplog: Any) -> None
     with caplog.at_level("INFO", logger=fleet_runtime.__name__):
         loop._export_gauges()
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fleet:")]
-    assert line.startswith("fleet: 3 cars, 1 eligible (not: NotCharging 2, NotParked 1), 0 Leases,")
+    assert line.startswith("fleet: 3 cars, 1 eligible (not: NotCharging 2, NotParked 1), 0 Leases;")
+    assert "queue: 0 changed, 0 sweep, 0 enrolling, 0 at work" in line
     assert "7 status and 2 Node writes so far" in line
     assert "partition" not in line

@@ -56,7 +56,7 @@ def test_a_report_that_lands_while_our_write_is_in_flight_is_kept(monkeypatch: p
     monkeypatch.setattr(fleet_runtime.kube, "patch_vehiclenode_status", write)
     monkeypatch.setattr(fleet_runtime.kube, "patch_node", _unused)
     loop = fleet_runtime.FleetLoop(state, client=None)  # type: ignore[arg-type]
-    asyncio.run(loop._reconcile(NAME, NOW))
+    asyncio.run(loop._reconcile(NAME))
     held = state.cars[NAME]
     assert (held.metadata.resource_version, str(held.status.state)) == ("12", "Charging")
     assert NAME in state.dirty  # and the report is looked at again
