@@ -66,8 +66,8 @@ class OperatorConfig(pydantic.BaseModel):
         32,
         ge=1,
         description=(
-            "Concurrent API writes the fleet loop may have in flight; "
-            "also the job loop's pod creates and deletes."
+            "Workers of the fleet loop (each has at most one API write in flight); "
+            "also the job loop's concurrent pod creates and deletes."
         ),
     )
     expected_unit_seconds: float = pydantic.Field(
