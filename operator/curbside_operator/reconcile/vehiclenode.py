@@ -18,8 +18,8 @@ Rules:
 * **Trust and credit** come from the ledger's record of the car (``trust``/``credit``); a
   quarantined car is ineligible (``Quarantined`` first among the reasons) until lifted.
 * **Node markings**: a driving car gets the ``curbside.dev/driving:NoExecute`` taint so
-  nothing can stay on it; labels say whether it is eligible. Other taints and labels are
-  left exactly as they are.
+  nothing can stay on it; an eligible car's Node has the label ``curbside.dev/eligible=true``,
+  any other car's has none. Other taints and labels are left exactly as they are.
 """
 
 from __future__ import annotations
@@ -95,9 +95,13 @@ def desired_node(node: NodeView, *, driving: bool, eligible: bool) -> dict[str, 
     patch: dict[str, Any] = {}
     if _taint_keys(want) != _taint_keys(current):
         patch["spec"] = {"taints": want}
-    label = "true" if eligible else "false"
-    if node.labels.get(ELIGIBLE_LABEL) != label:
-        patch["metadata"] = {"labels": {ELIGIBLE_LABEL: label}}
+    # The label is there only while the car is eligible: a car that never was (or one not
+    # judged yet) costs no Node write, which at 10,000 freshly enrolled cars is 10,000 writes.
+    has = node.labels.get(ELIGIBLE_LABEL)
+    if eligible and has != "true":
+        patch["metadata"] = {"labels": {ELIGIBLE_LABEL: "true"}}
+    elif not eligible and has is not None:
+        patch["metadata"] = {"labels": {ELIGIBLE_LABEL: None}}  # a merge patch's null removes it
     return patch or None
 
 

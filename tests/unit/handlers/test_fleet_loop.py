@@ -28,7 +28,7 @@ def fleet(*names: str, listed: tuple[str, ...] = tuple(fleet_runtime.SOURCES)) -
         car["metadata"]["name"] = name
         state.car_event("ADDED", name, car)
         state.leases[name] = lease(1)  # type: ignore[assignment]
-        state.nodes[name] = node(driving=True, eligible="false")
+        state.nodes[name] = node(driving=True)
     for source in listed:
         state.synced(source)
     return state

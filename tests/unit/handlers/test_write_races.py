@@ -41,7 +41,7 @@ def state_with_driving_car() -> fleet_runtime.FleetState:
     state = fleet_runtime.FleetState(settings.OperatorConfig(), clock=lambda: NOW)
     state.car_event("ADDED", NAME, body(10, state="Driving", charging=False))
     state.leases[NAME] = lease(1)  # type: ignore[assignment]
-    state.nodes[NAME] = node(driving=True, eligible="false")  # as a driving car's Node is
+    state.nodes[NAME] = node(driving=True)  # as a driving car's Node is: tainted, not labelled
     state.take_dirty()
     return state
 

@@ -56,7 +56,7 @@ def test_credit_and_error_rate_are_reported_in_owner_units() -> None:
 def test_a_quarantined_car_is_ineligible_with_the_reason_first() -> None:
     trust, credit = standings.record_of(standing(quarantine="missed the known answer of a check unit"))
     plan = car.reconcile_car(
-        make_car(), lease=lease(2), node=node(), now=NOW, grace=GRACE, trust=trust, credit=credit
+        make_car(), lease=lease(2), node=node(eligible="true"), now=NOW, grace=GRACE, trust=trust, credit=credit
     )
     assert plan.status_patch is not None
     op = plan.status_patch["status"]["operator"]
@@ -64,7 +64,7 @@ def test_a_quarantined_car_is_ineligible_with_the_reason_first() -> None:
     assert op["eligible"] is False
     assert op["message"].startswith("Quarantined: missed the known answer")
     assert op["trust"]["quarantineReason"] == "missed the known answer of a check unit"
-    assert plan.node_patch == {"metadata": {"labels": {car.ELIGIBLE_LABEL: "false"}}}
+    assert plan.node_patch == {"metadata": {"labels": {car.ELIGIBLE_LABEL: None}}}
 
 
 def test_new_credit_is_written_and_the_same_record_again_is_not() -> None:

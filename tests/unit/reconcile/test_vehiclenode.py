@@ -109,7 +109,25 @@ def test_driving_car_gets_noexecute_taint_and_keeps_other_taints() -> None:
     taints = plan.node_patch["spec"]["taints"]
     assert BASE_TAINT in taints
     assert {"key": car.DRIVING_TAINT_KEY, "value": "true", "effect": "NoExecute"} in taints
-    assert plan.node_patch["metadata"]["labels"][car.ELIGIBLE_LABEL] == "false"
+    assert plan.node_patch["metadata"]["labels"] == {car.ELIGIBLE_LABEL: None}  # removed
+
+
+@pytest.mark.parametrize(
+    ("label", "eligible", "want"),
+    [
+        (None, False, None),  # never eligible (or not judged yet): no Node write at all
+        (None, True, {car.ELIGIBLE_LABEL: "true"}),
+        ("true", True, None),
+        ("true", False, {car.ELIGIBLE_LABEL: None}),
+        ("false", False, {car.ELIGIBLE_LABEL: None}),  # an older operator's label goes, once
+        ("false", True, {car.ELIGIBLE_LABEL: "true"}),
+    ],
+)
+def test_the_eligible_label_is_there_only_while_the_car_is_eligible(
+    label: str | None, eligible: bool, want: dict[str, Any] | None
+) -> None:
+    patch = car.desired_node(node(eligible=label), driving=False, eligible=eligible)
+    assert (patch or {}).get("metadata", {}).get("labels") == want
 
 
 def test_parked_again_removes_driving_taint() -> None:
@@ -121,7 +139,7 @@ def test_parked_again_removes_driving_taint() -> None:
 
 def test_silent_car_is_not_tainted_driving() -> None:
     plan = car.reconcile_car(
-        make_car(state="Driving"), lease=lease(60), node=node(eligible="false"), now=NOW, grace=GRACE
+        make_car(state="Driving"), lease=lease(60), node=node(), now=NOW, grace=GRACE
     )
     assert plan.node_patch is None
     assert plan.reasons == (vn.IneligibleReason.LEASE_EXPIRED,)
