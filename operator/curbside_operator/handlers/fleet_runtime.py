@@ -99,8 +99,10 @@ class FleetState:
             self.cars.pop(name, None)
             return
         held = self.cars.get(name)
-        if held is not None and _older(body, held):
-            return  # an event from before our own write's answer: we already know better
+        if held is not None and (_older(body, held) or _same(body, held)):
+            # Older: from before our own write's answer, we already know better. The same
+            # version: our own write's echo (its answer is held) or a re-list; nothing new.
+            return
         try:
             self.cars[name] = hold_car(body)
         except base.InvalidSpecError as exc:
@@ -121,6 +123,8 @@ class FleetState:
         if held is not None and _older(stored, held):
             return
         self.cars[name] = hold_car(stored)
+        for listener in self.listeners:  # the job loop, as for an event: the verdict changed
+            listener(name)
 
     def node_answered(self, name: str, stored: Mapping[str, Any]) -> None:
         """Hold the Node our write returned, unless a newer version came meanwhile (as above)."""
@@ -373,6 +377,12 @@ class FleetLoop:
 def _older(body: Mapping[str, Any], held: vn.VehicleNode) -> bool:
     """Is ``body`` an older version of the object than ``held`` (by resourceVersion)?"""
     return watch.older((body.get("metadata") or {}).get("resourceVersion"), held.metadata.resource_version)
+
+
+def _same(body: Mapping[str, Any], held: vn.VehicleNode) -> bool:
+    """Is ``body`` the very version held (our write's echo, a re-list)?"""
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    return version is not None and version == held.metadata.resource_version
 
 
 def _had_reason(car: vn.VehicleNode) -> bool:

@@ -174,13 +174,14 @@ def plan_jobs(
     busy: dict[str, int] = {}
     for pod in pods:
         by_job.setdefault((pod.namespace, pod.job), []).append(pod)
-        if not pod.deleting:
-            busy[pod.car] = busy.get(pod.car, 0) + 1
+        # A terminating pod still holds its car (it runs until the car's kubelet lets it go).
+        busy[pod.car] = busy.get(pod.car, 0) + 1
     plans: dict[str, JobPlan] = {}
     demands: list[placement.Demand] = []
     for view in jobs:
         plan = plans[view.key] = JobPlan()
         own = [p for p in by_job.get((view.namespace, view.name), []) if not p.deleting]
+        terminating = frozenset(p.car for p in by_job.get((view.namespace, view.name), []) if p.deleting)
         summary = summaries.get(view.key)
         stop_all = view.deleting or view.failure is not None or (summary is not None and summary.done)
         for pod in own:
@@ -211,6 +212,7 @@ def plan_jobs(
                 cars_in_use=frozenset(staying),
                 wanted=max(0, need - idle_pods),
                 hardware=summary.open_hardware,
+                terminating=terminating,
             )
         )
     candidates = [placement.Candidate.of(car, ready=ready.get(name, False)) for name, car in cars.items()]

@@ -34,6 +34,8 @@ MAX_POD_NAME = 63
 IDLE_WINDOW_CAP = timedelta(hours=12)
 NO_WORK_FOR_ACCELERATOR = "NoWorkForAccelerator"
 """A car passed over (or its idle pod removed): the job's open work wants another hardware class."""
+POD_TERMINATING = "PodStillTerminating"
+"""A car passed over: the job's previous pod there has not gone yet (its name is taken)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +88,9 @@ class Demand:
     """How many more cars the job could use now (pending work, capped by maxCars)."""
     hardware: frozenset[str] | None = None
     """The accelerators the job's open work can run on (None: any)."""
+    terminating: frozenset[str] = frozenset()
+    """Cars where the job's previous pod is still terminating: its name (one per job and car)
+    is taken until the car's kubelet lets it go, so the job goes to other cars meanwhile."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +180,9 @@ def place(
         ranked: list[tuple[float, str, Candidate]] = []
         for car in cars:
             if car.name in demand.cars_in_use:
+                continue
+            if car.name in demand.terminating:
+                rejected[POD_TERMINATING] += 1
                 continue
             reason = reject_reason(car, demand.spec, now=now, expected_unit=expected_unit)
             if reason is None and demand.hardware is not None and car.accelerator not in demand.hardware:

@@ -146,3 +146,19 @@ def test_a_car_to_enroll_is_created_once(monkeypatch: pytest.MonkeyPatch) -> Non
     loop.step()
     asyncio.run(settle(loop))
     assert created == ["car-new"]
+
+
+def test_the_echo_of_our_own_write_queues_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = fleet(NAME)
+    record_writes(monkeypatch, state)
+    told: list[str] = []
+    state.listeners.append(told.append)
+    loop = fleet_runtime.FleetLoop(state, client=None)  # type: ignore[arg-type]
+    state.take_dirty()
+    loop.queue.add(NAME)
+    asyncio.run(settle(loop))
+    assert told == [NAME]  # the job loop hears of the new verdict from the write's answer
+    echo = state.cars[NAME].model_dump(mode="json", by_alias=True, exclude_none=True)
+    state.car_event("MODIFIED", NAME, echo)  # the watch's event of that same write
+    assert NAME not in state.dirty
+    assert told == [NAME]

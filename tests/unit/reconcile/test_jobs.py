@@ -181,6 +181,23 @@ def test_pods_still_terminating_are_not_fenced_again_and_do_not_count() -> None:
     assert out.create == ["b"]
 
 
+def test_a_car_whose_pod_of_the_job_is_still_terminating_gets_no_new_one_until_it_is_gone() -> None:
+    # The car came back (eligible) before its kubelet let the old pod go: a pod of the same
+    # name would be refused (AlreadyExists) round after round; the job goes elsewhere meanwhile.
+    view = job(placement={"maxCars": 1})
+    fleet = {"a": car("a"), "b": car("b")}
+    out = plan([view], [pod("a", deleting=True)], fleet, {view.key: summary()})[view.key]
+    assert out.create == ["b"]
+    out = plan([view], [], fleet, {view.key: summary()})[view.key]  # gone: a is the best car again
+    assert out.create == ["a"]
+
+
+def test_a_terminating_pod_of_another_job_still_holds_its_car() -> None:
+    view = job("k", placement={"maxCars": 1})
+    out = plan([view], [pod("a", job_name="j", deleting=True)], {"a": car("a")}, {view.key: summary()})
+    assert out[view.key].create == []
+
+
 @pytest.mark.parametrize("phase", ["Succeeded", "Failed"])
 def test_a_pod_whose_worker_ended_is_cleaned_up(phase: str) -> None:
     view = job(placement={"maxCars": 1})
