@@ -55,8 +55,9 @@ def test_credit_and_error_rate_are_reported_in_owner_units() -> None:
 
 def test_a_quarantined_car_is_ineligible_with_the_reason_first() -> None:
     trust, credit = standings.record_of(standing(quarantine="missed the known answer of a check unit"))
+    labelled = node(eligible="true")
     plan = car.reconcile_car(
-        make_car(), lease=lease(2), node=node(eligible="true"), now=NOW, grace=GRACE, trust=trust, credit=credit
+        make_car(), lease=lease(2), node=labelled, now=NOW, grace=GRACE, trust=trust, credit=credit
     )
     assert plan.status_patch is not None
     op = plan.status_patch["status"]["operator"]
