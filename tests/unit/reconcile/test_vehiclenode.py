@@ -138,9 +138,7 @@ def test_parked_again_removes_driving_taint() -> None:
 
 
 def test_silent_car_is_not_tainted_driving() -> None:
-    plan = car.reconcile_car(
-        make_car(state="Driving"), lease=lease(60), node=node(), now=NOW, grace=GRACE
-    )
+    plan = car.reconcile_car(make_car(state="Driving"), lease=lease(60), node=node(), now=NOW, grace=GRACE)
     assert plan.node_patch is None
     assert plan.reasons == (vn.IneligibleReason.LEASE_EXPIRED,)
 
