@@ -50,6 +50,18 @@ class Tally:
     token: list[float] = field(default_factory=list)  # a worker's start → its pod's token
     answered: list[float] = field(default_factory=list)  # token → the dispatcher's first answer
     first_leases: list[float] = field(default_factory=list)  # each worker's first lease (epoch s)
+    transport_errors: int = 0  # requests retried: the connection failed before an answer
+
+
+async def _post(http: httpx.AsyncClient, path: str, body: dict[str, Any], tally: Tally) -> httpx.Response:
+    """POST until the dispatcher answers, as the real worker does (a replayed commit gets the
+    same answer; a lease whose answer was lost times out and is re-leased, a counted re-run)."""
+    while True:
+        try:
+            return await http.post(path, json=body)
+        except httpx.TransportError:
+            tally.transport_errors += 1
+            await asyncio.sleep(0.5)
 
 
 def _env(pod: dict[str, Any]) -> dict[str, str]:
@@ -73,7 +85,17 @@ def pod_token(api: httpx.Client, pod: dict[str, Any]) -> str:
             "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
         },
     }
-    r = api.post(f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token", json=body)
+    path = f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token"
+    for wait in (1.0, 2.0, 4.0, 0.0):  # a kubelet retries too: a busy API server may refuse
+        try:
+            r = api.post(path, json=body)
+        except httpx.TransportError:
+            if not wait:
+                raise
+        else:
+            if r.status_code not in (429, 500, 503, 504) or not wait:
+                break
+        time.sleep(wait)
     if r.status_code != 201:
         raise kit.BenchError(f"token for pod {meta['name']}: HTTP {r.status_code}: {r.text[:200]}")
     return str(r.json()["status"]["token"])
@@ -99,7 +121,7 @@ async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: 
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         while True:
-            r = await http.post("/lease", json={"car": car, "owner": env["CURBSIDE_OWNER"]})
+            r = await _post(http, "/lease", {"car": car, "owner": env["CURBSIDE_OWNER"]}, tally)
             if asking:
                 tally.answered.append(time.time() - asking)
                 asking = 0.0
@@ -130,7 +152,7 @@ async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: 
                 "outputHash": output_hash(result),
                 "result": result,
             }
-            done = await http.post(f"/units/{lease['unit']}/complete", json=body)
+            done = await _post(http, f"/units/{lease['unit']}/complete", body, tally)
             tally.busy.append((began, time.time()))
             answer = done.json()
             if done.status_code == 409:
@@ -228,6 +250,7 @@ async def _run(
             (t - created) if (t := _nth(tally.first_leases, n)) is not None else None for n in (1, cars)
         ],
         "fenced_commits": tally.fenced,
+        "transport_errors": tally.transport_errors,
         "units_lost": lost,
         "commits_seen_by_workers": len(tally.committed),
         "rerun_fraction": (tally.leases - units) / units,

@@ -83,11 +83,6 @@ def _label(api: Any, cars: dict[str, str]) -> None:
         list(pool.map(one, cars.items()))
 
 
-def _report_all(api: Any, names: list[str], status: dict[str, Any]) -> None:
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda n: kit.report(api, n, status), names))
-
-
 METADATA_ONLY = {"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"}
 
 
@@ -190,7 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         kit.until(
             "every car enrolled", lambda: _count(api, kit.VN) >= args.cars, max(900, args.cars / 5), poll
         )
-        _report_all(api, ours, kit.CHARGING)
+        kit.report_all(api, ours, kit.CHARGING)
         kit.until_done_or_stalled(
             "Curbside's cars eligible",
             lambda: _eligible_nodes(api),

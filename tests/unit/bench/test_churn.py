@@ -1,6 +1,11 @@
-"""The churn scenario's arithmetic: busy and away time counted only inside the backlog."""
+"""The churn scenario's arithmetic (busy and away time counted only inside the backlog) and its
+workers' retries."""
 
 from __future__ import annotations
+
+import asyncio
+
+import httpx
 
 from curbside_testbed.bench import churn
 
@@ -13,3 +18,39 @@ def test_spans_count_only_their_part_inside_the_window() -> None:
 def test_output_hash_is_the_canonical_json_of_the_result() -> None:
     assert churn.output_hash({"b": 1, "a": [1.0]}) == churn.output_hash({"a": [1.0], "b": 1})
     assert churn.output_hash({"a": 1}) != churn.output_hash({"a": 2})
+
+
+def test_a_worker_request_is_sent_again_after_a_failed_connection() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) < 3:
+            raise httpx.ReadError("connection reset")
+        return httpx.Response(204)
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://d") as http:
+            return await churn._post(http, "/lease", {"car": "car-1"}, tally)
+
+    tally = churn.Tally()
+    assert asyncio.run(go()).status_code == 204
+    assert calls == ["/lease"] * 3
+    assert tally.transport_errors == 2
+
+
+def test_a_worker_request_that_is_answered_is_not_sent_again() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(409, json={"fenced": True})
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://d") as http:
+            return await churn._post(http, "/units/1/complete", {}, tally)
+
+    tally = churn.Tally()
+    assert asyncio.run(go()).status_code == 409
+    assert calls == ["/units/1/complete"]
+    assert tally.transport_errors == 0
