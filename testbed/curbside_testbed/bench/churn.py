@@ -51,6 +51,7 @@ class Tally:
     answered: list[float] = field(default_factory=list)  # token → the dispatcher's first answer
     first_leases: list[float] = field(default_factory=list)  # each worker's first lease (epoch s)
     transport_errors: int = 0  # requests retried: the connection failed before an answer
+    timeline: list[dict[str, Any]] = field(default_factory=list)  # per worker: its first steps (epoch s)
 
 
 async def _post(http: httpx.AsyncClient, path: str, body: dict[str, Any], tally: Tally) -> httpx.Response:
@@ -111,6 +112,8 @@ async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: 
         f"{env['CURBSIDE_DISPATCHER_URL']}/v1/jobs/{env['CURBSIDE_JOB_NAMESPACE']}/{env['CURBSIDE_JOB_NAME']}"
     )
     born = time.time()
+    steps: dict[str, Any] = {"car": car, "start": born}
+    tally.timeline.append(steps)
     # Valid 10 min; a worker lives far less. Kubelets project tokens on every car at once, so
     # the workers ask on a pool of their own, not asyncio's default (6 threads here). That did
     # not shorten the ramp (start → first lease, p50 7 s): ``worker_start_to_token_s`` and
@@ -118,12 +121,14 @@ async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: 
     token = await asyncio.get_running_loop().run_in_executor(TOKENS, pod_token, api, pod)
     asking = time.time()
     tally.token.append(asking - born)
+    steps["token"] = asking
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
         while True:
             r = await _post(http, "/lease", {"car": car, "owner": env["CURBSIDE_OWNER"]}, tally)
             if asking:
                 tally.answered.append(time.time() - asking)
+                steps["answer"], steps["status"] = time.time(), r.status_code
                 asking = 0.0
             if r.status_code != 200:
                 if r.status_code == 204:
@@ -136,6 +141,7 @@ async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: 
             if born:
                 tally.started.append(began - born)
                 tally.first_leases.append(began)
+                steps["lease"] = began
                 born = 0.0
             tally.leases += 1
             tally.last_lease = began
@@ -249,6 +255,8 @@ async def _run(
         "ramp_s": [
             (t - created) if (t := _nth(tally.first_leases, n)) is not None else None for n in (1, cars)
         ],
+        # The first steps of the first workers, seconds after the job's creation: where the ramp goes.
+        "worker_timeline": [_relative(w, created) for w in sorted(tally.timeline, key=_start)[:cars]],
         "fenced_commits": tally.fenced,
         "transport_errors": tally.transport_errors,
         "units_lost": lost,
@@ -260,6 +268,17 @@ async def _run(
         "car_time_away_s": gone,
         "car_time_used": stats.share_of(busy, cars * (end - created) - gone),
         "succeeded": succeeded,
+    }
+
+
+def _start(steps: dict[str, Any]) -> float:
+    return float(steps["start"])
+
+
+def _relative(steps: dict[str, Any], origin: float) -> dict[str, Any]:
+    """A worker's first steps with their moments in seconds after ``origin``."""
+    return {
+        k: round(v - origin, 3) if k in ("start", "token", "answer", "lease") else v for k, v in steps.items()
     }
 
 

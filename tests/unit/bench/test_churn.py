@@ -54,3 +54,14 @@ def test_a_worker_request_that_is_answered_is_not_sent_again() -> None:
     assert asyncio.run(go()).status_code == 409
     assert calls == ["/units/1/complete"]
     assert tally.transport_errors == 0
+
+
+def test_a_workers_first_steps_are_told_in_seconds_after_the_job_was_created() -> None:
+    steps = {"car": "car-1", "start": 1002.0, "token": 1003.5, "answer": 1004.25, "status": 200}
+    assert churn._relative(steps, 1000.0) == {
+        "car": "car-1",
+        "start": 2.0,
+        "token": 3.5,
+        "answer": 4.25,
+        "status": 200,
+    }
