@@ -35,6 +35,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
@@ -55,6 +56,8 @@ from curbside_operator.dispatch.ledger import (
     UnknownUnit,
     Validation,
 )
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 B = TypeVar("B", bound="_Body")
@@ -386,6 +389,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response({"error": "NotFound", "message": str(error)}, status=404)
     except results.ResultError as error:
         return web.json_response({"error": "ResultStoreError", "message": str(error)}, status=500)
+    except ConnectionResetError:
+        # The worker went away while sending its request (its car drove off, its pod stopped):
+        # nothing to answer, and nothing wrong here. Not an error with a traceback in the log.
+        log.debug("%s %s: the worker hung up mid-request", request.method, request.path)
+        return web.Response(status=400, text="connection lost")
     except web.HTTPException as error:  # aiohttp's own: no route, wrong method, body too large
         if error.status < 400:
             raise

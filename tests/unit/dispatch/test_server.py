@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from curbside_operator.api.v1alpha1 import inferencejob
-from curbside_operator.dispatch import auth, inputs, results
+from curbside_operator.dispatch import auth, inputs, results, server
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from curbside_operator.reconcile.placement import pod_name
@@ -307,3 +307,13 @@ def test_a_commit_whose_publish_was_cut_short_is_published_on_register(tmp_path:
     assert h.store.read("demo", "seti", 0) == result
     h.dispatcher.close()
     h.ledger.close()
+
+
+def test_a_worker_that_hangs_up_mid_request_is_no_error(caplog: pytest.LogCaptureFixture) -> None:
+    async def hung_up(request: web.Request) -> web.StreamResponse:
+        raise ConnectionResetError("Connection lost")
+
+    request = make_mocked_request("POST", "/v1/jobs/demo/seti/lease")
+    response = asyncio.run(server._errors(request, hung_up))
+    assert response.status == 400
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
