@@ -54,12 +54,18 @@ class Tally:
     timeline: list[dict[str, Any]] = field(default_factory=list)  # per worker: its first steps (epoch s)
 
 
-async def _post(http: httpx.AsyncClient, path: str, body: dict[str, Any], tally: Tally) -> httpx.Response:
+async def _post(
+    http: httpx.AsyncClient,
+    url: str,
+    body: dict[str, Any],
+    tally: Tally,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
     """POST until the dispatcher answers, as the real worker does (a replayed commit gets the
     same answer; a lease whose answer was lost times out and is re-leased, a counted re-run)."""
     while True:
         try:
-            return await http.post(path, json=body)
+            return await http.post(url, json=body, headers=headers)
         except httpx.TransportError:
             tally.transport_errors += 1
             await asyncio.sleep(0.5)
@@ -105,7 +111,9 @@ def pod_token(api: httpx.Client, pod: dict[str, Any]) -> str:
 TOKENS = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="bench-token")
 
 
-async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: Tally) -> None:
+async def _worker(
+    api: httpx.Client, http: httpx.AsyncClient, pod: dict[str, Any], unit_s: float, tally: Tally
+) -> None:
     env = _env(pod)
     car = env["CURBSIDE_CAR"]
     base = (
@@ -115,61 +123,58 @@ async def _worker(api: httpx.Client, pod: dict[str, Any], unit_s: float, tally: 
     steps: dict[str, Any] = {"car": car, "start": born}
     tally.timeline.append(steps)
     # Valid 10 min; a worker lives far less. Kubelets project tokens on every car at once, so
-    # the workers ask on a pool of their own, not asyncio's default (6 threads here). That did
-    # not shorten the ramp (start → first lease, p50 7 s): ``worker_start_to_token_s`` and
-    # ``token_to_first_answer_s`` say which step takes it.
+    # the workers ask on a pool of their own, not asyncio's default (6 threads here).
     token = await asyncio.get_running_loop().run_in_executor(TOKENS, pod_token, api, pod)
     asking = time.time()
     tally.token.append(asking - born)
     steps["token"] = asking
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
-        while True:
-            r = await _post(http, "/lease", {"car": car, "owner": env["CURBSIDE_OWNER"]}, tally)
-            if asking:
-                tally.answered.append(time.time() - asking)
-                steps["answer"], steps["status"] = time.time(), r.status_code
-                asking = 0.0
-            if r.status_code != 200:
-                if r.status_code == 204:
-                    tally.empty += 1
-                else:
-                    tally.refused[r.status_code] = tally.refused.get(r.status_code, 0) + 1
-                await asyncio.sleep(0.5)
-                continue
-            lease, began = r.json(), time.time()
-            if born:
-                tally.started.append(began - born)
-                tally.first_leases.append(began)
-                steps["lease"] = began
-                born = 0.0
-            tally.leases += 1
-            tally.last_lease = began
-            try:
-                await asyncio.sleep(unit_s)
-            except asyncio.CancelledError:
-                tally.busy.append((began, time.time()))
-                tally.abandoned += 1
-                raise
-            result = {"unit": lease["unit"]}  # every car computes the same answer
-            body = {
-                "car": car,
-                "attempt": lease["attempt"],
-                "outputHash": output_hash(result),
-                "result": result,
-            }
-            done = await _post(http, f"/units/{lease['unit']}/complete", body, tally)
+    while True:
+        r = await _post(http, f"{base}/lease", {"car": car, "owner": env["CURBSIDE_OWNER"]}, tally, headers)
+        if asking:
+            tally.answered.append(time.time() - asking)
+            steps["answer"], steps["status"] = time.time(), r.status_code
+            asking = 0.0
+        if r.status_code != 200:
+            if r.status_code == 204:
+                tally.empty += 1
+            else:
+                tally.refused[r.status_code] = tally.refused.get(r.status_code, 0) + 1
+            await asyncio.sleep(0.5)
+            continue
+        lease, began = r.json(), time.time()
+        if born:
+            tally.started.append(began - born)
+            tally.first_leases.append(began)
+            steps["lease"] = began
+            born = 0.0
+        tally.leases += 1
+        tally.last_lease = began
+        try:
+            await asyncio.sleep(unit_s)
+        except asyncio.CancelledError:
             tally.busy.append((began, time.time()))
-            answer = done.json()
-            if done.status_code == 409:
-                tally.fenced += 1
-            elif done.status_code == 200 and answer.get("committed") and not answer.get("duplicate"):
-                if lease["unit"] in tally.committed:
-                    first = tally.committed[lease["unit"]]
-                    raise kit.BenchError(
-                        f"unit {lease['unit']} committed twice (attempts {first} and {lease['attempt']})"
-                    )
-                tally.committed[lease["unit"]] = lease["attempt"]
+            tally.abandoned += 1
+            raise
+        result = {"unit": lease["unit"]}  # every car computes the same answer
+        body = {
+            "car": car,
+            "attempt": lease["attempt"],
+            "outputHash": output_hash(result),
+            "result": result,
+        }
+        done = await _post(http, f"{base}/units/{lease['unit']}/complete", body, tally, headers)
+        tally.busy.append((began, time.time()))
+        answer = done.json()
+        if done.status_code == 409:
+            tally.fenced += 1
+        elif done.status_code == 200 and answer.get("committed") and not answer.get("duplicate"):
+            if lease["unit"] in tally.committed:
+                first = tally.committed[lease["unit"]]
+                raise kit.BenchError(
+                    f"unit {lease['unit']} committed twice (attempts {first} and {lease['attempt']})"
+                )
+            tally.committed[lease["unit"]] = lease["attempt"]
 
 
 async def _run(
@@ -193,40 +198,48 @@ async def _run(
     stamped = stats.parse_time(curbside.get(ctx.api, job)["metadata"]["creationTimestamp"])
     created = max(stamped, applied)
     deadline, last_tick, status, succeeded = time.monotonic() + timeout, time.monotonic(), {}, False
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-        now_m, now = time.monotonic(), time.time()
-        dt, last_tick = now_m - last_tick, now_m
-        live = await asyncio.to_thread(kit.live_pods, ctx.api, curbside.NAMESPACE, f"curbside.dev/job={job}")
-        on = {p["spec"]["nodeName"]: p for p in live}
-        for car, task in list(workers.items()):
-            if car not in on or task.done():
-                if task.done() and not task.cancelled() and (err := task.exception()):
-                    raise err
-                task.cancel()
-                del workers[car]
-        for car, pod in on.items():
-            if car not in workers and car not in away:
-                workers[car] = asyncio.create_task(_worker(ctx.api, pod, unit_s, tally))
-        for car in list(workers):  # departures: the agent stops the work first, then reports
-            if rng.random() < rate * dt:
-                workers.pop(car).cancel()
-                tally.departures += 1
-                await asyncio.to_thread(kit.report, ctx.api, car, kit.DRIVING)
-                away[car] = (time.time(), now + park_s)
-        for car, (left, back) in list(away.items()):
-            if now >= back:
-                del away[car]
-                await asyncio.to_thread(kit.report, ctx.api, car, kit.CHARGING)
-                tally.away.append((left, time.time()))
-        status = (await asyncio.to_thread(curbside.get, ctx.api, job)).get("status", {})
-        if succeeded := any(
-            c.get("type") == "Succeeded" and c.get("status") == "True" for c in status.get("conditions", [])
-        ):
-            break
-    for task in workers.values():
-        task.cancel()
-    await asyncio.gather(*workers.values(), return_exceptions=True)
+    # One client for every worker: building an httpx client (its TLS context) costs about 0.1 s
+    # of this process's CPU, so 500 workers each with their own held up every first lease by
+    # about a minute, the ramp this scenario then counted against the dispatcher.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=cars * 2)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            now_m, now = time.monotonic(), time.time()
+            dt, last_tick = now_m - last_tick, now_m
+            live = await asyncio.to_thread(
+                kit.live_pods, ctx.api, curbside.NAMESPACE, f"curbside.dev/job={job}"
+            )
+            on = {p["spec"]["nodeName"]: p for p in live}
+            for car, task in list(workers.items()):
+                if car not in on or task.done():
+                    if task.done() and not task.cancelled() and (err := task.exception()):
+                        raise err
+                    task.cancel()
+                    del workers[car]
+            for car, pod in on.items():
+                if car not in workers and car not in away:
+                    workers[car] = asyncio.create_task(_worker(ctx.api, http, pod, unit_s, tally))
+            for car in list(workers):  # departures: the agent stops the work first, then reports
+                if rng.random() < rate * dt:
+                    workers.pop(car).cancel()
+                    tally.departures += 1
+                    await asyncio.to_thread(kit.report, ctx.api, car, kit.DRIVING)
+                    away[car] = (time.time(), now + park_s)
+            for car, (left, back) in list(away.items()):
+                if now >= back:
+                    del away[car]
+                    await asyncio.to_thread(kit.report, ctx.api, car, kit.CHARGING)
+                    tally.away.append((left, time.time()))
+            status = (await asyncio.to_thread(curbside.get, ctx.api, job)).get("status", {})
+            if succeeded := any(
+                c.get("type") == "Succeeded" and c.get("status") == "True"
+                for c in status.get("conditions", [])
+            ):
+                break
+        for task in workers.values():
+            task.cancel()
+        await asyncio.gather(*workers.values(), return_exceptions=True)
     for car, (left, _) in away.items():
         kit.report(ctx.api, car, kit.CHARGING)
         tally.away.append((left, time.time()))

@@ -31,7 +31,7 @@ def test_a_worker_request_is_sent_again_after_a_failed_connection() -> None:
 
     async def go() -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://d") as http:
-            return await churn._post(http, "/lease", {"car": "car-1"}, tally)
+            return await churn._post(http, "/lease", {"car": "car-1"}, tally, {})
 
     tally = churn.Tally()
     assert asyncio.run(go()).status_code == 204
@@ -48,7 +48,7 @@ def test_a_worker_request_that_is_answered_is_not_sent_again() -> None:
 
     async def go() -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://d") as http:
-            return await churn._post(http, "/units/1/complete", {}, tally)
+            return await churn._post(http, "/units/1/complete", {}, tally, {})
 
     tally = churn.Tally()
     assert asyncio.run(go()).status_code == 409
