@@ -226,3 +226,45 @@ def test_a_message_alone_changing_is_not_written(
         grace=GRACE,
     )
     assert (later.status_patch is not None) is writes
+
+
+def _enrolled(seconds_ago: float, **status: Any) -> vn.VehicleNode:
+    """A car the operator enrolled ``seconds_ago``, with ``status`` (none: never reported)."""
+    body = yaml.safe_load((REPO / "examples" / "01-vehiclenode.yaml").read_text())
+    body["metadata"]["creationTimestamp"] = (NOW - timedelta(seconds=seconds_ago)).isoformat()
+    body["status"] = status
+    return vn.VehicleNode.from_body(body)
+
+
+@pytest.mark.parametrize("lease_age", [None, 2], ids=["no-lease", "lease-fresh"])
+def test_a_car_just_enrolled_and_not_yet_heard_from_gets_no_status_write(lease_age: float | None) -> None:
+    plan = car.reconcile_car(_enrolled(5), lease=lease(lease_age), node=node(), now=NOW, grace=GRACE)
+    assert (plan.status_patch, plan.node_patch, plan.eligible) == (None, None, False)
+
+
+def test_a_car_just_enrolled_loses_an_eligible_label_left_from_before() -> None:
+    plan = car.reconcile_car(_enrolled(5), lease=None, node=node(eligible="true"), now=NOW, grace=GRACE)
+    assert plan.status_patch is None
+    assert plan.node_patch == {"metadata": {"labels": {car.ELIGIBLE_LABEL: None}}}
+
+
+def test_a_car_silent_for_the_grace_after_enrollment_gets_its_never_reported_verdict() -> None:
+    plan = car.reconcile_car(_enrolled(21), lease=None, node=node(), now=NOW, grace=GRACE)
+    assert plan.status_patch is not None
+    ready = next(c for c in plan.status_patch["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "NeverReported"
+    assert plan.status_patch["status"]["operator"]["reasons"] == ["LeaseExpired"]
+
+
+def test_a_car_just_enrolled_that_reported_is_judged_at_once() -> None:
+    reported = {
+        "state": "Charging",
+        "batteryPercent": 80,
+        "charging": True,
+        "network": "Unmetered",
+        "observedAt": (NOW - timedelta(seconds=1)).isoformat(),
+    }
+    plan = car.reconcile_car(_enrolled(5, **reported), lease=lease(2), node=node(), now=NOW, grace=GRACE)
+    assert plan.eligible
+    assert plan.status_patch is not None
+    assert plan.node_patch == {"metadata": {"labels": {car.ELIGIBLE_LABEL: "true"}}}
