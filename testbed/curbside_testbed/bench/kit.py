@@ -263,9 +263,9 @@ def report(api: httpx.Client, name: str, status: dict[str, Any]) -> float:
 
 
 def report_all(api: httpx.Client, names: list[str], status: dict[str, Any]) -> None:
-    """The same report from many cars at once (16 at a time: one by one, 1,200 reports to a
-    busy API server take minutes)."""
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+    """The same report from many cars at once, 32 at a time: one by one, 1,200 reports to a
+    busy API server take minutes (16 at a time, 6,000 took 5 minutes at 10,000 cars)."""
+    with concurrent.futures.ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda n: report(api, n, status), names))
 
 
