@@ -60,3 +60,16 @@ def test_kwok_heartbeats_node_status_like_a_kubelet_with_a_lease(layout: compone
     # The initial stage makes a new Node Ready at once (no delay), as kwok's own does.
     assert "delay" not in stages["node-initialize"]
     assert "phase: Running" in stages["node-initialize"]["next"]["statusTemplate"]
+
+
+@pytest.mark.parametrize(("cars", "leases", "pods"), [(1_000, 16, 8), (10_000, 64, 32)])
+def test_kwok_gets_more_workers_for_a_big_fleet(tmp_path: Path, cars: int, leases: int, pods: int) -> None:
+    """A big fleet owes more Lease renewals, and its jobs delete thousands of pods at once."""
+    big = components.Layout(
+        root=tmp_path,
+        ports=components.Ports(2379, 2380, 6443, 10257, 10259, 10247),
+        lease_seconds=components.lease_seconds_for(cars),
+    )
+    components.write_kwok_config(big)
+    options = next(yaml.safe_load_all((tmp_path / ".kwok" / "kwok.yaml").read_text()))["options"]
+    assert (options["nodeLeaseParallelism"], options["podPlayStageParallelism"]) == (leases, pods)
