@@ -115,6 +115,16 @@ def last_sign_of_life(api: httpx.Client, dep: Departure, *, before: float) -> fl
     return max([dep.silenced, *beats])
 
 
+def evicted_at(api: httpx.Client, pod: str) -> float | None:
+    """When Kubernetes evicted ``pod`` from a departed car: the pod stays Terminating (no
+    kubelet confirms), its ``deletionTimestamp`` the eviction plus its grace period."""
+    r = api.get(f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}")
+    meta = r.json().get("metadata", {}) if r.status_code == 200 else {}
+    if not meta.get("deletionTimestamp"):
+        return None
+    return stats.parse_time(meta["deletionTimestamp"]) - float(meta.get("deletionGracePeriodSeconds") or 0)
+
+
 class Baseline:
     """Four Deployments (single/mass departures × default/shortest tolerations) on their cars."""
 
@@ -203,17 +213,6 @@ class Baseline:
             out[label] = self._figures(label, settled)
         return out
 
-    def _evicted_at(self, pod: str) -> float | None:
-        """When Kubernetes evicted ``pod`` from a departed car: the pod stays Terminating (no
-        kubelet confirms), with ``deletionTimestamp`` = eviction + its grace period."""
-        r = self.api.get(f"/api/v1/namespaces/{NAMESPACE}/pods/{pod}")
-        meta = r.json().get("metadata", {}) if r.status_code == 200 else {}
-        if not meta.get("deletionTimestamp"):
-            return None
-        return stats.parse_time(meta["deletionTimestamp"]) - float(
-            meta.get("deletionGracePeriodSeconds") or 0
-        )
-
     def _figures(self, label: str, settled: list[dict[str, Any]] | None) -> dict[str, Any]:
         deps = self.departures[label]
         first = min((d.silenced for d in deps), default=0.0)
@@ -225,7 +224,7 @@ class Baseline:
         ]
         before = max((t for _, t in born), default=time.time())
         # A pod already gone (no eviction time to read) is paired from its car's departure on.
-        seen = {pod: self._evicted_at(pod) for d in deps for pod in d.pods}
+        seen = {pod: evicted_at(self.api, pod) for d in deps for pod in d.pods}
         evictions = [
             (seen[pod] or d.silenced, last_sign_of_life(self.api, d, before=before))
             for d in deps

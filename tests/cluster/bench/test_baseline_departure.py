@@ -49,6 +49,7 @@ def test_a_silenced_car_goes_unknown_and_kubernetes_moves_its_pod(
             timeout=60,
             what="the baseline pod bound",
         )
+        assert pod is not None
         tolerations = {(t["key"], t.get("tolerationSeconds")) for t in pod["spec"]["tolerations"]}
         assert ("node.kubernetes.io/unreachable", 0) in tolerations
         gone = pod["spec"]["nodeName"]
@@ -72,10 +73,16 @@ def test_a_silenced_car_goes_unknown_and_kubernetes_moves_its_pod(
             timeout=60,
             what="the replacement bound to the other car",
         )
+        assert moved is not None
         assert moved["spec"]["nodeName"] == next(c for c in cars if c != gone)
         bound = kit.scheduled_at(moved)
         assert bound is not None
         life = baseline.last_sign_of_life(api, baseline.Departure(gone, silenced), before=time.time())
         assert bound >= life - 1
+        # The evicted pod stays Terminating on the departed car (no kubelet confirms): the
+        # bench pairs each eviction with its replacement by that time (baseline.pair).
+        evicted = baseline.evicted_at(api, pod["metadata"]["name"])
+        assert evicted is not None
+        assert silenced - 1 <= evicted <= bound + 1
     finally:
         api.delete(f"/apis/apps/v1/namespaces/{baseline.NAMESPACE}/deployments/cluster-test")
