@@ -79,10 +79,6 @@ def test_a_silenced_car_goes_unknown_and_kubernetes_moves_its_pod(
         assert bound is not None
         life = baseline.last_sign_of_life(api, baseline.Departure(gone, silenced), before=time.time())
         assert bound >= life - 1
-        # The evicted pod stays Terminating on the departed car (no kubelet confirms): the
-        # bench pairs each eviction with its replacement by that time (baseline.pair).
-        evicted = baseline.evicted_at(api, pod["metadata"]["name"])
-        assert evicted is not None
-        assert silenced - 1 <= evicted <= bound + 1
+
     finally:
         api.delete(f"/apis/apps/v1/namespaces/{baseline.NAMESPACE}/deployments/cluster-test")
