@@ -20,7 +20,7 @@ Rules:
 * **A car just enrolled** that has not reported yet (no report, no verdict, created less than
   ``grace`` ago) gets no status write: its verdict would be ``NeverReported`` and its first
   report replaces it seconds later. When a whole fleet enrolls at once (an operator's first
-  start on 10,000 cars) those writes were a third of the operator's work and delayed the
+  start on 10,000 cars) those writes were almost half of the operator's and delayed the
   verdicts of the cars that had reported. After ``grace`` a car still silent gets its verdict.
 * **Node markings**: a driving car gets the ``curbside.dev/driving:NoExecute`` taint so
   nothing can stay on it; an eligible car's Node has the label ``curbside.dev/eligible=true``,
