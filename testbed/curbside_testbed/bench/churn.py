@@ -46,13 +46,14 @@ class Tally:
     abandoned: int = 0
     empty: int = 0  # lease answered 204: nothing to lease right now
     refused: dict[int, int] = field(default_factory=dict)  # other lease answers: status → count
-    started: list[float] = field(default_factory=list)  # a worker's start → its first lease
-    token: list[float] = field(default_factory=list)  # a worker's start → its pod's token
-    answered: list[float] = field(default_factory=list)  # token → the dispatcher's first answer
-    first_leases: list[float] = field(default_factory=list)  # each worker's first lease (epoch s)
     transport_errors: int = 0  # requests retried: the connection failed before an answer
     token_refreshes: int = 0  # new tokens after a 401 (the old one expired)
-    timeline: list[dict[str, Any]] = field(default_factory=list)  # per worker: its first steps (epoch s)
+    # Per worker, its first steps (epoch s): start, token, answer (and its status), lease.
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    def spans(self, since: str, until: str) -> list[float]:
+        """Each worker's time from its step ``since`` to its step ``until`` (both taken)."""
+        return [w[until] - w[since] for w in self.timeline if since in w and until in w]
 
 
 async def _post(
@@ -60,7 +61,7 @@ async def _post(
     url: str,
     body: dict[str, Any],
     tally: Tally,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str],
 ) -> httpx.Response:
     """POST until the dispatcher answers, as the real worker does (a replayed commit gets the
     same answer; a lease whose answer was lost times out and is re-leased, a counted re-run)."""
@@ -120,15 +121,12 @@ async def _worker(
     base = (
         f"{env['CURBSIDE_DISPATCHER_URL']}/v1/jobs/{env['CURBSIDE_JOB_NAMESPACE']}/{env['CURBSIDE_JOB_NAME']}"
     )
-    born = time.time()
-    steps: dict[str, Any] = {"car": car, "start": born}
+    steps: dict[str, Any] = {"car": car, "start": time.time()}
     tally.timeline.append(steps)
     # Valid 10 min; a worker lives far less. Kubelets project tokens on every car at once, so
     # the workers ask on a pool of their own, not asyncio's default (6 threads here).
     token = await asyncio.get_running_loop().run_in_executor(TOKENS, pod_token, api, pod)
-    asking = time.time()
-    tally.token.append(asking - born)
-    steps["token"] = asking
+    steps["token"] = time.time()
     headers = {"Authorization": f"Bearer {token}"}
 
     async def fresh() -> dict[str, str]:
@@ -143,10 +141,8 @@ async def _worker(
 
     while True:
         r = await _post(http, f"{base}/lease", {"car": car, "owner": env["CURBSIDE_OWNER"]}, tally, headers)
-        if asking:
-            tally.answered.append(time.time() - asking)
+        if "answer" not in steps:
             steps["answer"], steps["status"] = time.time(), r.status_code
-            asking = 0.0
         if r.status_code != 200:
             if r.status_code == 204:
                 tally.empty += 1
@@ -157,11 +153,7 @@ async def _worker(
             await asyncio.sleep(0.5)
             continue
         lease, began = r.json(), time.time()
-        if born:
-            tally.started.append(began - born)
-            tally.first_leases.append(began)
-            steps["lease"] = began
-            born = 0.0
+        steps.setdefault("lease", began)
         tally.leases += 1
         tally.last_lease = began
         try:
@@ -267,6 +259,7 @@ async def _run(
     if lost or not succeeded:
         raise kit.BenchError(f"churn: {lost} of {units} units not committed (job status: {status})")
     end = tally.last_lease
+    first_leases = [w["lease"] for w in tally.timeline if "lease" in w]
     busy, gone = _within(tally.busy, created, end), _within(tally.away, created, end)
     return {
         "cars": cars,
@@ -279,13 +272,11 @@ async def _run(
         "abandoned_attempts": tally.abandoned,
         "empty_leases": tally.empty,
         "refused_leases": {str(k): v for k, v in sorted(tally.refused.items())},
-        "worker_start_to_first_lease_s": stats.summary(tally.started),
-        "worker_start_to_token_s": stats.summary(tally.token),
-        "token_to_first_answer_s": stats.summary(tally.answered),
+        "worker_start_to_first_lease_s": stats.summary(tally.spans("start", "lease")),
+        "worker_start_to_token_s": stats.summary(tally.spans("start", "token")),
+        "token_to_first_answer_s": stats.summary(tally.spans("token", "answer")),
         # The ramp: job created → the first worker leasing, and → ``cars`` workers leasing.
-        "ramp_s": [
-            (t - created) if (t := _nth(tally.first_leases, n)) is not None else None for n in (1, cars)
-        ],
+        "ramp_s": [(t - created) if (t := _nth(first_leases, n)) is not None else None for n in (1, cars)],
         # The first steps of the first workers, seconds after the job's creation: where the ramp goes.
         "worker_timeline": [_relative(w, created) for w in sorted(tally.timeline, key=_start)[:cars]],
         "fenced_commits": tally.fenced,

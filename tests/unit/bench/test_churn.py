@@ -65,3 +65,16 @@ def test_a_workers_first_steps_are_told_in_seconds_after_the_job_was_created() -
         "answer": 4.25,
         "status": 200,
     }
+
+
+def test_step_to_step_times_come_from_the_workers_timelines() -> None:
+    tally = churn.Tally(
+        timeline=[
+            {"car": "a", "start": 0.0, "token": 1.0, "answer": 1.5, "status": 200, "lease": 1.5},
+            {"car": "b", "start": 0.5, "token": 3.0, "answer": 3.25, "status": 204},  # no lease yet
+            {"car": "c", "start": 1.0},  # still waiting for its token
+        ]
+    )
+    assert tally.spans("start", "token") == [1.0, 2.5]
+    assert tally.spans("token", "answer") == [0.5, 0.25]
+    assert tally.spans("start", "lease") == [1.5]
