@@ -100,7 +100,7 @@ def silence(api: httpx.Client, car: str) -> float:
 def last_sign_of_life(api: httpx.Client, dep: Departure, *, before: float) -> float:
     """The later of our cut-off and the node's last status heartbeat (kwok may have one queued).
 
-    A heartbeat after ``before`` (the last replacement bound) delayed no replacement: kwok
+    A heartbeat after ``before`` (the pod's eviction) delayed no replacement: kwok
     sometimes plays a queued status heartbeat minutes after the cut-off, after Kubernetes
     had already moved the pods; taken as the last sign of life it made reactions negative.
     """
@@ -223,13 +223,16 @@ class Baseline:
             for p in pods
             if (t := kit.scheduled_at(p)) is not None and t >= first
         ]
-        before = max((t for _, t in born), default=time.time())
         # A pod already gone (no eviction time to read) is paired from its car's departure on.
+        # Only a heartbeat before the pod's own eviction can have delayed it: at 10,000 cars kwok
+        # played queued heartbeats after the eviction and before other pods moved, and taking
+        # those as the last sign of life made reactions negative (-945 s in attempt 10).
         seen = {pod: evicted_at(self.api, pod) for d in deps for pod in d.pods}
         evictions = [
-            (seen[pod] or d.silenced, last_sign_of_life(self.api, d, before=before))
+            (evicted, last_sign_of_life(self.api, d, before=evicted))
             for d in deps
             for pod in d.pods
+            for evicted in [seen[pod] or d.silenced]
         ]
         displaced = sum(len(d.pods) for d in deps)
         latencies, moved = pair(evictions, born)
