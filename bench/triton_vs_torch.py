@@ -111,7 +111,7 @@ def _server(kind: str, threads: int) -> Iterator[serve.ServerProcess]:
                 extra_args=[
                     "--exit-timeout=1",
                     f"--log-file={Path(tmp) / 'pytriton.log'}",
-                    "--max-queue-delay-us=500",
+                    "--max-queue-delay-us=0",
                     f"--torch-threads={threads}",
                 ],
             )
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--server",
         choices=("repository", "pytriton"),
-        default="pytriton",
+        default="repository",
         help="tritonserver on the cars' model repository (default), or PyTriton as in the test bed",
     )
     args = parser.parse_args(argv)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = {"channels": "4096", "timeSteps": "256", "signalsPerUnit": "2", "snrDb": "12"}
     if args.quick:
         shape = {"channels": "1024", "timeSteps": "128", "maxDrift": "16", "signalsPerUnit": "2"}
-    seti_in = seti_batches(batch=args.seti_batch, batches=3 if args.quick else 5, params=shape)
+    seti_in = seti_batches(batch=args.seti_batch, batches=20 if args.quick else 5, params=shape)
     text_in = minilm_batches(batch=args.minilm_batch, batches=3 if args.quick else 8)
     params = seti.SetiParams.from_parameters(shape)
     model = minilm.MiniLM()

@@ -145,7 +145,7 @@ def start(
     grpc_port: int,
     http_port: int,
     metrics_port: int | None = None,
-    max_queue_delay_us: int = 2000,
+    max_queue_delay_us: int = 0,
     exit_timeout_s: int = 5,
     log_file: Path | None = None,
     torch_threads: int | None = None,
@@ -323,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--metrics-port", type=int, default=None, help="unset: no metrics endpoint")
-    parser.add_argument("--max-queue-delay-us", type=int, default=2000, help="dynamic batching delay")
+    parser.add_argument("--max-queue-delay-us", type=int, default=0, help="dynamic batching delay (0: batch what queued while the model ran)")
     parser.add_argument("--exit-timeout", type=int, default=5, help="seconds for in-flight requests at exit")
     parser.add_argument("--log-file", type=Path, default=None, help="tritonserver's log (unset: stderr)")
     parser.add_argument("--verbose", action="store_true", help="PyTriton's own INFO logs too")

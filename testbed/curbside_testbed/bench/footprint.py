@@ -116,8 +116,24 @@ class Sampler:
         }
 
 
+def settle(ctx: kit.Ctx, *, quiet: float, timeout: float) -> float:
+    """Wait until the operator has written nothing for ``quiet`` s (or ``timeout`` s passed);
+    the seconds waited. A quick run once began its idle window while the operator was still
+    judging the 400 cars without a Lease (they turn LeaseExpired one grace period after it
+    starts): 310 status writes counted as "nothing changes"."""
+    tail = kit.AuditTail(ctx.audit_log)
+    user = curbside.OPERATOR_USER.encode()
+    began = last = time.monotonic()
+    while time.monotonic() - last < quiet and time.monotonic() - began < timeout:
+        time.sleep(1.0)
+        if user in tail.read_raw():
+            last = time.monotonic()
+    return time.monotonic() - began
+
+
 def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total: int) -> dict[str, Any]:
     """Hold the fleet still for ``seconds`` with ``job`` placed; what the operator cost meanwhile."""
+    settled = settle(ctx, quiet=10.0, timeout=max(60.0, seconds))
     tail = kit.AuditTail(ctx.audit_log)
     heartbeats0, since = _heartbeats(ctx.api), time.time()
     cpu0, _ = ctx.operator.usage()
@@ -150,6 +166,7 @@ def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total:
     }
     return {
         "seconds": wall,
+        "settle_s": settled,  # waited first for the operator's last write to be 10 s old
         "cars": cars_total,
         "curbside_cars": len(ctx.curbside_cars),
         "pods": len(curbside.pods(ctx.api, job)),

@@ -167,20 +167,24 @@ class AuditTail:
 
     def read(self) -> list[dict[str, Any]]:
         """Events appended since the last read (a rotated log is read from its start)."""
+        out = []
+        for raw in self.read_raw().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                out.append(json.loads(raw))
+        return out
+
+    def read_raw(self) -> bytes:
+        """The whole lines appended since the last read, undecoded (cheap to search)."""
         if not self.path.exists():
-            return []
+            return b""
         if self.path.stat().st_size < self.offset:
             self.offset = 0
-        out = []
         with self.path.open("rb") as f:
             f.seek(self.offset)
-            for raw in f:
-                if not raw.endswith(b"\n"):
-                    break  # a line still being written: read it next time
-                self.offset += len(raw)
-                with contextlib.suppress(json.JSONDecodeError):
-                    out.append(json.loads(raw))
-        return out
+            data = f.read()
+        whole = data[: data.rfind(b"\n") + 1]  # a line still being written: read it next time
+        self.offset += len(whole)
+        return whole
 
 
 def audit_time(event: dict[str, Any]) -> float:

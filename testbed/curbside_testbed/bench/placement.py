@@ -136,25 +136,23 @@ class Removal:
         kit.until("kube-scheduler's pods gone", gone, timeout, 1.0)
 
 
-def operator(ctx: kit.Ctx, count: int, timeout: float) -> dict[str, Any]:
-    """Curbside placing a job on ``count`` eligible cars; the job is deleted afterwards."""
+def operator(ctx: kit.Ctx, job: str, count: int, timeout: float) -> dict[str, Any]:
+    """Curbside placing ``job`` on ``count`` eligible cars, 20 units a car; the job stays (the
+    departure scenarios go on with it, so 10,000 cars need no second job placed and deleted)."""
     audit = curbside.Audit(ctx.audit_log)
-    job = curbside.apply(
-        ctx.api, curbside.job_body("placement", units=count * 4, max_cars=count, output=ctx.work / "results")
-    )
-    created = stats.parse_time(job["metadata"]["creationTimestamp"])
+    body = curbside.job_body(job, units=count * 20, max_cars=count, output=ctx.work / "results")
+    created = stats.parse_time(curbside.apply(ctx.api, body)["metadata"]["creationTimestamp"])
     kit.until_done_or_stalled(
         "pods placed by Curbside",
-        lambda: len(curbside.pods(ctx.api, "placement")),
+        lambda: len(curbside.pods(ctx.api, job)),
         count,
         stall=30,
         timeout=timeout,
         interval=ctx.poll_s,
     )
-    pods = kit.live_pods(ctx.api, curbside.NAMESPACE, "curbside.dev/job=placement")
+    pods = kit.live_pods(ctx.api, curbside.NAMESPACE, f"curbside.dev/job={job}")
     seconds = [t for p in pods if (t := kit.scheduled_at(p)) is not None]
-    micro = [w.at for w in curbside.pod_writes(audit.settle(), "placement") if w.verb == "create"]
-    curbside.delete(ctx.api, "placement", timeout, ctx.poll_s)
+    micro = [w.at for w in curbside.pod_writes(audit.settle(), job) if w.verb == "create"]
     return {
         "pods": len(pods),
         "asked": count,
@@ -164,9 +162,9 @@ def operator(ctx: kit.Ctx, count: int, timeout: float) -> dict[str, Any]:
     }
 
 
-def run(tb: bed.TestBed, ctx: kit.Ctx, count: int, timeout: float, sched: dict[str, Any]) -> Scenario:
+def run(ctx: kit.Ctx, job: str, count: int, timeout: float, sched: dict[str, Any]) -> Scenario:
     """Curbside's half (``sched`` is kube-scheduler's, measured before the operator started)."""
-    ours = operator(ctx, count, timeout)
+    ours = operator(ctx, job, count, timeout)
     o, k = ours["throughput"], sched["throughput"]
     rows = [
         Row(

@@ -6,13 +6,26 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
-from curbside_testbed.bench import churn
+from curbside_testbed.bench import churn, stats
 
 
 def test_spans_count_only_their_part_inside_the_window() -> None:
     spans = [(0.0, 10.0), (15.0, 25.0), (28.0, 40.0), (50.0, 60.0)]
     assert churn._within(spans, 5.0, 30.0) == 5.0 + 10.0 + 2.0
+
+
+def test_car_time_used_counts_every_place_for_the_whole_backlog() -> None:
+    # 4 places for 100 s: a car that left after 40 s and whose place was refilled at 70 s
+    # leaves 30 s unused, Curbside's cost, whatever the departed car did meanwhile.
+    busy = 3 * 100.0 + 40.0 + 30.0
+    assert churn.used_share(busy, 4, 100.0) == 370.0 / 400.0
+
+
+def test_car_time_used_refuses_an_empty_backlog() -> None:
+    with pytest.raises(stats.StatsError):
+        churn.used_share(10.0, 4, 0.0)
 
 
 def test_output_hash_is_the_canonical_json_of_the_result() -> None:

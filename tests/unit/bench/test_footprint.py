@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from curbside_testbed.bench import footprint
+from pathlib import Path
+
+from curbside_testbed.bench import footprint, kit
 
 LEASES = 'component="apiserver",dry_run="",group="coordination.k8s.io",resource="leases",scope="resource"'
 NODES = 'component="apiserver",dry_run="",group="",resource="nodes",scope="resource"'
@@ -68,3 +70,16 @@ def test_the_most_pods_row_reads_the_placement_phase_peak() -> None:
 def test_no_placement_phase_no_peak_row() -> None:
     rows = footprint.scenario({"10000 cars": IDLE}, _sampler([(1, 0, 99.0, "idle")]), placed=6_000).rows
     assert not any(r.measure.startswith("RSS peak") for r in rows)
+
+
+def test_the_audit_tail_reads_whole_lines_once_and_a_partial_one_when_it_is_done(tmp_path: Path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text('{"verb": "old"}\n')
+    tail = kit.AuditTail(log)  # from the end: what was there before is not read
+    with log.open("a") as f:
+        f.write('{"verb": "create"}\n{"verb": "pat')
+    assert tail.read() == [{"verb": "create"}]
+    with log.open("a") as f:
+        f.write('ch"}\n')
+    assert tail.read() == [{"verb": "patch"}]
+    assert tail.read_raw() == b""
