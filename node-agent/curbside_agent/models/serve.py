@@ -323,7 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--metrics-port", type=int, default=None, help="unset: no metrics endpoint")
-    parser.add_argument("--max-queue-delay-us", type=int, default=0, help="dynamic batching delay (0: batch what queued while the model ran)")
+    parser.add_argument(
+        "--max-queue-delay-us", type=int, default=0, help="dynamic batching delay (0: merge only what queued)"
+    )
     parser.add_argument("--exit-timeout", type=int, default=5, help="seconds for in-flight requests at exit")
     parser.add_argument("--log-file", type=Path, default=None, help="tritonserver's log (unset: stderr)")
     parser.add_argument("--verbose", action="store_true", help="PyTriton's own INFO logs too")

@@ -19,14 +19,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import tritonclient.grpc as grpcclient
-from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+from tritonclient.utils import InferenceServerException
+
+from curbside_agent.worker import shm
 
 Arrays = dict[str, npt.NDArray[Any]]
 POLL_SECONDS = 0.1
@@ -40,23 +42,28 @@ class TritonUnavailable(Exception):
     """Triton did not answer (not up yet, restarting, or gone)."""
 
 
-def _inputs(arrays: Mapping[str, npt.NDArray[Any]]) -> list[grpcclient.InferInput]:
-    inputs = []
-    for name, array in arrays.items():
-        dtype = "BYTES" if array.dtype == np.object_ else np_to_triton_dtype(array.dtype)
-        tensor = grpcclient.InferInput(name, list(array.shape), dtype)
-        tensor.set_data_from_numpy(np.ascontiguousarray(array) if dtype != "BYTES" else array)
-        inputs.append(tensor)
-    return inputs
-
-
 class TritonClient:
     """A gRPC connection to one Triton server (``host:port``)."""
 
-    def __init__(self, url: str, *, request_timeout: float = 300.0) -> None:
+    def __init__(self, url: str, *, request_timeout: float = 300.0, shared_memory: bool = True) -> None:
+        """``shared_memory``: hand large inputs over in shared memory (``worker.shm``) when the
+        server can read it; the worker's server runs in the same pod."""
         self.url = url
         self.request_timeout = request_timeout
         self._client = grpcclient.InferenceServerClient(url)
+        self._shared_memory = shared_memory
+        self._regions: shm.Regions | None = None
+
+    def _inputs_for(self, slots: int) -> Callable[[int, Arrays], list[grpcclient.InferInput]]:
+        """How a batch becomes inputs: in shared memory (one region per slot), or in the message."""
+        if self._shared_memory and (self._regions is None or len(self._regions.handles) < slots):
+            if self._regions is not None:
+                self._regions.close()
+            self._regions = shm.Regions.open(self._client, slots)
+            self._shared_memory = self._regions is not None  # checked once: not again each call
+        if self._regions is not None:
+            return self._regions.inputs
+        return lambda _, arrays: [shm.message_input(name, a) for name, a in arrays.items()]
 
     def ready(self, models: Iterable[str]) -> bool:
         """Whether the server and every model in ``models`` say they are ready."""
@@ -103,19 +110,23 @@ class TritonClient:
         calls: dict[int, Any] = {}
         results: dict[int, Arrays] = {}
         requested = [grpcclient.InferRequestedOutput(name) for name in outputs]
+        slots = max(inflight, 1)
+        inputs = self._inputs_for(slots)
+        free, slot_of = list(range(slots)), {}  # a slot's region is rewritten only once answered
 
         def send() -> bool:
             item = next(pending, None)
             if item is None:
                 return False
             index, arrays = item
+            slot_of[index] = free.pop()
 
             def callback(result: Any, error: Any, index: int = index) -> None:
                 done.put((index, result, error))
 
             calls[index] = self._client.async_infer(
                 model,
-                _inputs(arrays),
+                inputs(slot_of[index], arrays),
                 callback,
                 outputs=requested,
                 client_timeout=self.request_timeout,
@@ -123,7 +134,7 @@ class TritonClient:
             return True
 
         try:
-            while len(calls) < max(inflight, 1) and send():
+            while len(calls) < slots and send():
                 pass
             while calls:
                 if abort():
@@ -133,6 +144,7 @@ class TritonClient:
                 except queue.Empty:
                     continue
                 calls.pop(index)
+                free.append(slot_of.pop(index))
                 if error is not None:
                     raise _unavailable_or(error)
                 results[index] = {name: result.as_numpy(name) for name in outputs}
@@ -147,6 +159,9 @@ class TritonClient:
         return {name: np.concatenate([part[name] for part in ordered]) for name in outputs}
 
     def close(self) -> None:
+        if self._regions is not None:
+            self._regions.close()
+            self._regions = None
         self._client.close()
 
     def __enter__(self) -> TritonClient:

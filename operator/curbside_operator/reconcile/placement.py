@@ -92,6 +92,11 @@ class Demand:
     """Cars where the job's previous pod is still terminating: its name (one per job and car)
     is taken until the car's kubelet lets it go, so the job goes to other cars meanwhile."""
 
+    @property
+    def room(self) -> int:
+        """How many cars the job may get this round: ``wanted``, within ``maxCars``."""
+        return max(0, min(self.wanted, self.spec.placement.max_cars - len(self.cars_in_use)))
+
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
@@ -175,6 +180,9 @@ def place(
     used = collections.Counter(busy)
     out: dict[str, Placement] = {}
     for demand in sorted(demands, key=lambda d: (-d.priority, d.created, d.key)):
+        if demand.room == 0:  # nothing to choose: no need to judge every car for it
+            out[demand.key] = Placement(cars=(), rejected={})
+            continue
         rejected: collections.Counter[str] = collections.Counter()
         owners = collections.Counter(c.owner for c in cars if c.name in demand.cars_in_use)
         ranked: list[tuple[float, str, Candidate]] = []
@@ -194,7 +202,6 @@ def place(
                 continue
             ranked.append((score(car, now=now, owner_load=owners[car.owner]), car.name, car))
         ranked.sort(key=lambda item: (-item[0], item[1]))
-        room = max(0, min(demand.wanted, demand.spec.placement.max_cars - len(demand.cars_in_use)))
         # Spread over owners: the best car of each owner not yet working on the job first,
         # then the rest in score order.
         first: list[tuple[float, str, Candidate]] = []
@@ -202,7 +209,7 @@ def place(
         for item in ranked:
             (rest if item[2].owner in owners else first).append(item)
             owners[item[2].owner] += 1
-        chosen = [name for _, name, _ in (first + rest)[:room]]
+        chosen = [name for _, name, _ in (first + rest)[: demand.room]]
         for name in chosen:
             used[name] += 1
         out[demand.key] = Placement(cars=tuple(chosen), rejected=dict(rejected))

@@ -45,6 +45,12 @@ TOKEN_SECONDS = 600
 """Lifetime of a worker's token (the API server's minimum); the kubelet renews it at 80 %."""
 TOKEN_VOLUME, TOKEN_DIR = "dispatcher-token", "/var/run/secrets/curbside.dev/dispatcher"
 TOKEN_MOUNT = {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True}
+# The worker hands its large input tensors to Triton in POSIX shared memory (the agent's
+# worker/shm.py), and Triton's Python backend talks to its model process the same way: both
+# containers mount one memory-backed volume at /dev/shm, so they share it whatever the
+# runtime's default (often 64 MiB, per container), sized for the largest batches.
+SHM_VOLUME, SHM_SIZE = "dshm", "256Mi"
+SHM_MOUNT = {"name": SHM_VOLUME, "mountPath": "/dev/shm"}
 TOKEN_FILE = f"{TOKEN_DIR}/token"
 
 
@@ -127,6 +133,7 @@ def pod_body(
                         {"name": "triton-metrics", "containerPort": TRITON_METRICS_PORT},
                     ],
                     "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8000}},
+                    "volumeMounts": [dict(SHM_MOUNT)],
                     "securityContext": _restricted(),
                 },
                 {
@@ -135,11 +142,14 @@ def pod_body(
                     "args": ["worker"],
                     "env": [{"name": k, "value": v} for k, v in env.items()],
                     "ports": [{"name": "metrics", "containerPort": WORKER_METRICS_PORT}],
-                    "volumeMounts": [dict(TOKEN_MOUNT)],
+                    "volumeMounts": [dict(TOKEN_MOUNT), dict(SHM_MOUNT)],
                     "securityContext": _restricted(),
                 },
             ],
-            "volumes": [token_volume()],
+            "volumes": [
+                token_volume(),
+                {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE}},
+            ],
         },
     }
 

@@ -173,6 +173,31 @@ def test_healthy_pods_are_left_alone_and_full_jobs_get_no_more_cars() -> None:
     assert (out.fence, out.delete, out.create) == ([], [], [])
 
 
+class Judged(dict[str, vn.VehicleNode]):
+    """A fleet that counts how many cars were judged as placement candidates."""
+
+    judged = 0
+
+    def items(self) -> Any:
+        for item in super().items():
+            Judged.judged += 1
+            yield item
+
+
+def test_full_jobs_do_not_judge_the_fleet_but_a_job_with_room_does() -> None:
+    Judged.judged = 0
+    full, hungry = job("full", placement={"maxCars": 2}), job("hungry", placement={"maxCars": 3})
+    fleet = Judged({n: car(n) for n in "abcdef"})
+    pods = [pod("a", "full"), pod("b", "full")]
+    out = plan([full], pods, fleet, {full.key: summary(pending=50, running=2, cars=frozenset("ab"))})
+    assert out[full.key].create == []
+    assert Judged.judged == 0  # pending work, but no room under maxCars: no car looked at
+    busy = {full.key: summary(pending=50, running=2, cars=frozenset("ab")), hungry.key: summary(pending=50)}
+    out = plan([full, hungry], pods, fleet, busy)
+    assert len(out[hungry.key].create) == 3
+    assert Judged.judged == 6
+
+
 def test_pods_still_terminating_are_not_fenced_again_and_do_not_count() -> None:
     view = job(placement={"maxCars": 1})
     fleet = {"a": car("a", state="Driving"), "b": car("b")}

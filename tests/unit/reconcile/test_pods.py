@@ -104,7 +104,7 @@ def test_the_worker_reads_a_projected_pod_bound_token_and_no_secret_is_on_the_ca
     spec = _body()["spec"]
     assert spec["automountServiceAccountToken"] is False  # no API credentials on the car
     assert "serviceAccountName" not in spec  # the namespace's default account, bound to this pod
-    assert spec["volumes"] == [
+    assert spec["volumes"][:1] == [
         {
             "name": "dispatcher-token",
             "projected": {
@@ -121,18 +121,20 @@ def test_the_worker_reads_a_projected_pod_bound_token_and_no_secret_is_on_the_ca
         }
     ]
     mounts = {c["name"]: c.get("volumeMounts") for c in spec["containers"]}
-    assert mounts == {
-        "tritonserver": None,
-        "worker": [
-            {
-                "name": "dispatcher-token",
-                "mountPath": "/var/run/secrets/curbside.dev/dispatcher",
-                "readOnly": True,
-            }
-        ],
-    }
+    token = [m for m in mounts["worker"] if m["name"] == "dispatcher-token"]
+    path = "/var/run/secrets/curbside.dev/dispatcher"
+    assert token == [{"name": "dispatcher-token", "mountPath": path, "readOnly": True}]
+    assert not [m for m in mounts["tritonserver"] if m["name"] == "dispatcher-token"]
     assert "secret" not in repr(spec["volumes"]).lower()
     assert not [e for c in spec["containers"] for e in c.get("env", []) if e["name"] == "CURBSIDE_TOKEN"]
+
+
+def test_worker_and_triton_share_one_memory_backed_dev_shm() -> None:
+    spec = _body()["spec"]
+    shm = [v for v in spec["volumes"] if v["name"] == "dshm"]
+    assert shm == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}]
+    for container in spec["containers"]:
+        assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"], container["name"]
 
 
 def test_the_simulators_kubelet_finds_the_token_the_pod_asks_for() -> None:
