@@ -1,4 +1,5 @@
-"""One real Triton server (PyTriton's tritonserver, both workloads) for every test here.
+"""Real Triton servers for every test here: PyTriton's tritonserver with both workloads (as the
+test bed runs it) and, for the tests that need it, the cars' model repository.
 
 Starting it costs tens of seconds on a small machine (tritonserver, the Python-backend
 proxies, MiniLM), so it is started once per session, on free loopback ports, with its log in a
@@ -64,6 +65,17 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[serve.ServerPro
     server.start(timeout=240)
     yield server
     assert server.stop() is not None
+
+
+@pytest.fixture(scope="session")
+def repository_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[serve.ServerProcess]:
+    """``tritonserver`` on the model repository a car's pod loads (Python backend)."""
+    server = serve.ServerProcess.repository(
+        workdir=tmp_path_factory.mktemp("repository-triton"), grpc_port=free_port(), http_port=free_port()
+    )
+    server.start(timeout=240)
+    yield server
+    server.stop()
 
 
 @pytest.fixture

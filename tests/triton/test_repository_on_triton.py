@@ -3,26 +3,12 @@ exactly what PyTriton serves: the layout a car's pod ships is tested, not just w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
 
 from curbside_agent.models import minilm, serve, seti, workloads
 from curbside_agent.worker.triton import TritonClient
-from tests.triton.conftest import free_port
 
 SMALL = {"channels": "512", "timeSteps": "64", "maxDrift": "8", "signalsPerUnit": "2"}
-
-
-@pytest.fixture(scope="module")
-def repository_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[serve.ServerProcess]:
-    server = serve.ServerProcess.repository(
-        workdir=tmp_path_factory.mktemp("repository-triton"), grpc_port=free_port(), http_port=free_port()
-    )
-    server.start(timeout=240)
-    yield server
-    server.stop()
 
 
 def infer(url: str, name: str, spec: dict[str, object]) -> tuple[workloads.UnitInput, workloads.Arrays]:

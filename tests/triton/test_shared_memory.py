@@ -17,12 +17,13 @@ SMALL = {"channels": "512", "timeSteps": "64", "maxDrift": "8", "signalsPerUnit"
 def regions(url: str) -> list[str]:
     with grpcclient.InferenceServerClient(url) as admin:
         status = admin.get_system_shared_memory_status(as_json=True)
-    return sorted(r["name"] for r in status.get("regions", []))
+    return sorted(status.get("regions", {}))  # keyed by region name
 
 
 def test_large_inputs_reach_triton_through_shared_memory_with_the_same_answers(
-    triton: serve.ServerProcess,
+    repository_server: serve.ServerProcess,
 ) -> None:
+    triton = repository_server  # the cars' server: tritonserver, the shared-memory extension open
     workload = workloads.workload(seti.MODEL_NAME)
     unit = workload.prepare({"seed": 11, "unit": 3, "itemsPerUnit": 5, "parameters": SMALL})
 
@@ -36,6 +37,7 @@ def test_large_inputs_reach_triton_through_shared_memory_with_the_same_answers(
         used = regions(triton.grpc_url)
         bigger = hits(fast, 5)  # slot 0's region grows
         via_message = hits(plain, 2)
+        assert fast.uses_shared_memory
         assert fast._regions is not None
         prefix = fast._regions.prefix
     assert used == [f"{prefix}-0", f"{prefix}-1"]  # one region per request in flight
@@ -47,3 +49,19 @@ def test_large_inputs_reach_triton_through_shared_memory_with_the_same_answers(
     assert not seti.match(truth, found).missed
     assert prefix not in " ".join(regions(triton.grpc_url))  # closed: unregistered
     assert glob.glob(f"/dev/shm/{prefix}-*") == []  # and gone from /dev/shm
+
+
+def test_pytriton_refuses_registration_so_the_worker_sends_tensors_in_the_message(
+    triton: serve.ServerProcess,
+) -> None:
+    # PyTriton restricts the shared-memory protocol to holders of its access token.
+    workload = workloads.workload(seti.MODEL_NAME)
+    unit = workload.prepare({"seed": 11, "unit": 3, "itemsPerUnit": 3, "parameters": SMALL})
+    with TritonClient(triton.grpc_url) as client:
+        out = client.infer_batches(seti.MODEL_NAME, workload.batches(unit, batch_size=2), outputs=["HITS"])
+        assert not client.uses_shared_memory
+    params = seti.SetiParams.from_parameters(SMALL)
+    truth = seti.generate_unit(seed=11, unit=3, items=3, params=params).signals
+    found = [s for row in range(unit.count) for s in seti.hits_to_signals(out["HITS"][row], item=row)]
+    assert not seti.match(truth, found).missed
+    assert glob.glob("/dev/shm/curbside-*") == []

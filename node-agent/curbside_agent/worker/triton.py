@@ -54,6 +54,11 @@ class TritonClient:
         self._shared_memory = shared_memory
         self._regions: shm.Regions | None = None
 
+    @property
+    def uses_shared_memory(self) -> bool:
+        """Whether large inputs went through shared memory (known after the first batches)."""
+        return self._regions is not None
+
     def _inputs_for(self, slots: int) -> Callable[[int, Arrays], list[grpcclient.InferInput]]:
         """How a batch becomes inputs: in shared memory (one region per slot), or in the message."""
         if self._shared_memory and (self._regions is None or len(self._regions.handles) < slots):

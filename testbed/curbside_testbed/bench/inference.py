@@ -39,6 +39,8 @@ def run(repo: Path, work: Path, *, quick: bool, timeout: float) -> Scenario:
     server = {"repository": "tritonserver, the cars' model repository", "pytriton": "PyTriton"}.get(
         figures.get("server", "pytriton"), "?"
     )
+    if figures.get("shared_memory"):
+        server += ", inputs in shared memory"
     rows = [
         Row(
             "6 Inference path",
