@@ -34,6 +34,7 @@ import httpx
 import pytest
 
 from curbside_agent.models import serve
+from curbside_operator import metrics
 from curbside_testbed import bed, fleet
 from tests.cluster import wait
 from tests.cluster.fleet.conftest import CHARGING, Cars, OperatorProcess, bring_up
@@ -50,6 +51,7 @@ SCRAPE_S, STEP_S = 2.0, 2.0
 SMALL = {"channels": "256", "timeSteps": "64", "maxDrift": "8", "signalsPerUnit": "1"}
 DATA_TIMEOUT = 300.0
 SCRIPTED, REGION = ["car-00090", "car-00091"], "observe-lot"
+REACTIONS = (metrics.STATE_REACTION_NAME, metrics.DEPARTURE_REACTION_NAME)
 
 
 @pytest.fixture
@@ -127,6 +129,14 @@ def test_every_dashboard_panel_has_data_in_a_real_prometheus(
     assert r.status_code == 201, r.text
 
     # Two scripted cars, reporting in wall time, take a job of their own and drive off with it.
+    # Their reactions are the only ones the operator times: Prometheus must hold a sample of both
+    # histograms from before, or the increase is invisible to rate() (a run where the cars were
+    # done before the first scrape failed here with the counts already at 3 and 4).
+    wait.until(
+        lambda: all(server.query(f"{name}_count")["result"] for name in REACTIONS),
+        timeout=60,
+        what="Prometheus holding the reaction histograms before the scripted cars act",
+    )
     bring_up(api, cars, SCRIPTED)
     for car in SCRIPTED:
         cars.report(car, region=REGION, **CHARGING)
