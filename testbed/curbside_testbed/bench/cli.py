@@ -5,7 +5,8 @@ same time on the same bed, with the machine, versions, seed and load written nex
 This brings the bed up once, runs the scenarios in an order that keeps them out of each
 other's way (kube-scheduler's timing first, while nothing else schedules; the baseline's
 departures in the background, because Kubernetes needs minutes; Curbside's scenarios
-meanwhile; the inference path last, once the bed is down), then writes ``results.json``,
+meanwhile, the footprint with as many pods as cars; the inference path last, once the bed is
+down), then writes ``results.json``,
 ``results.md`` and the PNG figures into ``--out``.
 """
 
@@ -181,7 +182,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             kubeconfig=tb.kubeconfig_for(curbside.OPERATOR_USER, groups=("system:masters",)),
             work=work,
             grace=grace,
-            extra_env={"CURBSIDE_EXPECTED_UNIT_SECONDS": "30", "CURBSIDE_STATUS_INTERVAL_SECONDS": "1"},
+            extra_env={
+                "CURBSIDE_EXPECTED_UNIT_SECONDS": "30",
+                "CURBSIDE_STATUS_INTERVAL_SECONDS": "1",
+                "CURBSIDE_SLOTS_PER_CAR": str(footprint.SLOTS_PER_CAR),
+            },
         )
         operator.start()
         sampler = footprint.Sampler(operator)
@@ -230,9 +235,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             timeout=300,
             interval=poll,
         )
+        sampler.mark("fill")
+        say(f"two more jobs, so the bench holds {args.cars:,} pods")
+        filled = footprint.fill(ctx, pods=args.cars, timeout=900)
         sampler.mark("idle")
         say(f"holding the fleet still for {plan.idle_s:.0f} s")
-        idle = footprint.idle(ctx, tb, job="depart", seconds=plan.idle_s, cars_total=args.cars)
+        idle = {**footprint.idle(ctx, tb, seconds=plan.idle_s, cars_total=args.cars), "fill": filled}
+        sampler.mark("unfill")
+        footprint.unfill(ctx, 900)
         sampler.mark("mass")
         say("mass departure: 20 % of Curbside's cars within 60 s")
         two = departure.mass(ctx, "depart", share=0.2, window=60.0)
@@ -243,8 +253,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             churn.run(ctx, cars=plan.churn_cars, minutes=plan.churn_minutes, speed=plan.churn_speed)
         )
         sampler.stop()
-        placed = int(place.figures["curbside"]["pods"])
-        scenarios.append(footprint.scenario({f"{args.cars} cars": idle}, sampler, placed=placed))
+        scenarios.append(footprint.scenario({f"{args.cars} cars": idle}, sampler))
         say("waiting for the baseline's pods to come back")
         base_figures = base.collect(base_deadline)
         scenarios[:0] = departure.scenarios(one, two, base_figures, args.cars)

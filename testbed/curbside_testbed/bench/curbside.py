@@ -9,6 +9,7 @@ microseconds on the server's clock: the fairest timestamp there is.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,13 +64,20 @@ def pods(api: httpx.Client, job: str) -> dict[str, str]:
 def delete(api: httpx.Client, name: str, timeout: float, interval: float = 1.0) -> None:
     """Delete a job and wait until it and its pods are gone (the operator's finalizer);
     ``interval`` between looks (each lists the job's pods: thousands at 10,000 cars)."""
-    api.delete(f"{kit.IJ.format(ns=NAMESPACE)}/{name}")
-    kit.until(
-        f"job {name} deleted",
-        lambda: api.get(f"{kit.IJ.format(ns=NAMESPACE)}/{name}").status_code == 404,
-        timeout,
-        1.0,
-    )
+    delete_all(api, (name,), timeout, interval)
+
+
+def delete_all(api: httpx.Client, names: Sequence[str], timeout: float, interval: float = 1.0) -> None:
+    """``delete`` for several jobs at once: every delete is sent before the first wait."""
+    for name in names:
+        api.delete(f"{kit.IJ.format(ns=NAMESPACE)}/{name}")
+    for name in names:
+        _wait_gone(api, name, timeout, interval)
+
+
+def _wait_gone(api: httpx.Client, name: str, timeout: float, interval: float) -> None:
+    url = f"{kit.IJ.format(ns=NAMESPACE)}/{name}"
+    kit.until(f"job {name} deleted", lambda: api.get(url).status_code == 404, timeout, 1.0)
     kit.until(
         f"pods of {name} gone",
         lambda: not kit.live_pods(api, NAMESPACE, f"curbside.dev/job={name}"),

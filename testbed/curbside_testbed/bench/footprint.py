@@ -3,8 +3,10 @@
 Why this exists: a Python operator for 10,000 cars must stay small (DESIGN §8: ≤ 250 MB RSS
 with 10,000 cars and pods; an unchanged car costs one Lease write per period and no operator
 write). ``Sampler`` reads the operator's RSS and CPU seconds from /proc every second of the
-whole run (the plot shows them with the scenarios marked); ``idle`` holds the fleet still with
-a job placed and counts, from the audit log, every write the operator made meanwhile. The
+whole run (the plot shows them with the scenarios marked); ``fill`` tops the departure job's
+pods up with two more jobs until the bench holds as many pods as the bed has cars (10,000 cars,
+10,000 pods: DESIGN §8's shape), and ``idle`` then holds the fleet still and counts, from the
+audit log, every write the operator made meanwhile. The
 baseline columns are what Kubernetes' own controllers (kube-controller-manager and
 kube-scheduler, Go) hold on the same bed at the same moment, and what its node heartbeats
 (kwok's fake kubelets: a node Lease update per renewal and a node status patch every 5
@@ -23,6 +25,12 @@ from typing import Any
 from curbside_testbed import bed, components
 from curbside_testbed.bench import curbside, kit, stats
 from curbside_testbed.bench.results import Row, Scenario
+
+FILL_JOBS = ("fill-a", "fill-b")
+SLOTS_PER_CAR = 1 + len(FILL_JOBS)
+"""The bench operator's ``CURBSIDE_SLOTS_PER_CAR``: a car may run the departure job's pod and
+one of each fill job's (a job never has two pods on one car), so 6,000 Curbside cars can hold
+10,000 pods. Only the idle phase has more than one job; the other scenarios are unchanged."""
 
 HEARTBEATS = {("PUT", "leases", ""), ("PATCH", "nodes", "status")}
 """The requests a kubelet (kwok's) makes to stay alive: node Lease updates and node status patches.
@@ -131,8 +139,61 @@ def settle(ctx: kit.Ctx, *, quiet: float, timeout: float) -> float:
     return time.monotonic() - began
 
 
-def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total: int) -> dict[str, Any]:
-    """Hold the fleet still for ``seconds`` with ``job`` placed; what the operator cost meanwhile."""
+def held(ctx: kit.Ctx) -> dict[str, int]:
+    """The bench's live Curbside pods by job."""
+    return dict(
+        Counter(
+            p["metadata"]["labels"].get("curbside.dev/job", "")
+            for p in kit.live_pods(ctx.api, curbside.NAMESPACE)
+        )
+    )
+
+
+def fill_sizes(missing: int, *, cars: int) -> list[int]:
+    """How many cars each of ``FILL_JOBS`` asks for to add ``missing`` pods (a job has at most
+    one pod a car, so no job asks for more than ``cars``)."""
+    if missing <= 0:
+        return []
+    share, left = divmod(missing, len(FILL_JOBS))
+    return [min(cars, share + (i < left)) for i in range(len(FILL_JOBS))]
+
+
+def fill(ctx: kit.Ctx, *, pods: int, timeout: float) -> dict[str, Any]:
+    """Apply ``FILL_JOBS`` so the bench holds ``pods`` pods in all, and wait until they are
+    placed (or their count stalls for 60 s); what was asked and how long it took."""
+    before = sum(held(ctx).values())
+    sizes = fill_sizes(pods - before, cars=len(ctx.curbside_cars))
+    began = time.monotonic()
+    for name, size in zip(FILL_JOBS, sizes, strict=False):
+        # Two units a pod: every pod's work stays pending, so no pod is removed as idle.
+        curbside.apply(
+            ctx.api, curbside.job_body(name, units=2 * size, max_cars=size, output=ctx.work / "results")
+        )
+    target = before + sum(sizes)
+    kit.until_done_or_stalled(
+        "the fill jobs' pods",
+        lambda: sum(held(ctx).values()),
+        target,
+        stall=60,
+        timeout=timeout,
+        interval=ctx.poll_s,
+    )
+    return {
+        "asked": pods,
+        "before": before,
+        "fill_jobs": dict(zip(FILL_JOBS, sizes, strict=False)),
+        "placed_s": time.monotonic() - began,
+    }
+
+
+def unfill(ctx: kit.Ctx, timeout: float) -> None:
+    """Delete the fill jobs and wait until their pods are gone (the mass departure moves only
+    the departure job's pods, as in every run before)."""
+    curbside.delete_all(ctx.api, FILL_JOBS, timeout, ctx.poll_s)
+
+
+def idle(ctx: kit.Ctx, tb: bed.TestBed, *, seconds: float, cars_total: int) -> dict[str, Any]:
+    """Hold the fleet still for ``seconds`` with its jobs placed; what the operator cost meanwhile."""
     settled = settle(ctx, quiet=10.0, timeout=max(60.0, seconds))
     tail = kit.AuditTail(ctx.audit_log)
     heartbeats0, since = _heartbeats(ctx.api), time.time()
@@ -146,6 +207,7 @@ def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total:
     wall = time.monotonic() - t0
     heartbeats = _heartbeats(ctx.api) - heartbeats0
     alive = _alive_nodes(ctx.api, since)
+    by_job = held(ctx)
     time.sleep(1.5)  # the audit writer flushes every second
     events = tail.read()
     by: Counter[str] = Counter()
@@ -169,7 +231,8 @@ def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total:
         "settle_s": settled,  # waited first for the operator's last write to be 10 s old
         "cars": cars_total,
         "curbside_cars": len(ctx.curbside_cars),
-        "pods": len(curbside.pods(ctx.api, job)),
+        "pods": sum(by_job.values()),
+        "pods_by_job": by_job,
         "operator_rss_mib": stats.summary(rss),
         "operator_cpu_share": (cpu1 - cpu0) / wall,
         "operator_writes": dict(by),
@@ -182,23 +245,20 @@ def idle(ctx: kit.Ctx, tb: bed.TestBed, *, job: str, seconds: float, cars_total:
     }
 
 
-def scenario(at: dict[str, dict[str, Any]], sampler: Sampler, *, placed: int = 0) -> Scenario:
-    """Rows for each fleet size measured (``at``: cars → idle figures).
-
-    ``placed``: the pods of scenario 3's job, the most this run ever holds at once; the peak
-    RSS of that phase is the operator's memory with its largest pod count.
-    """
+def scenario(at: dict[str, dict[str, Any]], sampler: Sampler) -> Scenario:
+    """Rows for each fleet size measured (``at``: cars → idle figures), and the run's RSS peak
+    with the scenario it was reached in."""
     rows = []
-    peak = sampler.figures()["peak_rss_mib_by_phase"].get("placement")
-    if placed and peak is not None:
-        f = next(iter(at.values()))
+    by_phase: dict[str, float] = sampler.figures()["peak_rss_mib_by_phase"]
+    if by_phase:
+        phase = max(by_phase, key=by_phase.__getitem__)
         rows.append(
             Row(
                 "4 Operator footprint",
-                f"RSS peak, {f['cars']:,} cars, {placed:,} pods (scenario 3's job)",
+                "RSS peak over the whole run",
                 "MiB",
-                peak,
-                note="one pod per car: the run's most pods at once",
+                by_phase[phase],
+                note=f"in {phase}",
             )
         )
     for f in at.values():

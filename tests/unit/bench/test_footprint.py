@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from curbside_testbed.bench import footprint, kit
 
 LEASES = 'component="apiserver",dry_run="",group="coordination.k8s.io",resource="leases",scope="resource"'
@@ -59,17 +61,38 @@ def test_peak_rss_per_phase() -> None:
     assert s.figures()["peak_rss_mib_by_phase"] == {"start": 100.0, "placement": 230.0}
 
 
-def test_the_most_pods_row_reads_the_placement_phase_peak() -> None:
-    s = _sampler([(1, 0, 300.0, "churn"), (2, 0, 230.0, "placement")])
-    rows = footprint.scenario({"10000 cars": IDLE}, s, placed=6_000).rows
-    assert rows[0].measure == "RSS peak, 10,000 cars, 6,000 pods (scenario 3's job)"
-    assert rows[0].curbside == 230.0
-    assert "3,000 pods" in rows[1].measure
+def test_the_peak_row_is_the_whole_runs_and_names_its_scenario() -> None:
+    s = _sampler([(1, 0, 230.0, "placement"), (2, 0, 300.0, "idle"), (3, 0, 250.0, "churn")])
+    rows = footprint.scenario({"10000 cars": IDLE}, s).rows
+    assert (rows[0].measure, rows[0].curbside, rows[0].note) == (
+        "RSS peak over the whole run",
+        300.0,
+        "in idle",
+    )
+    assert rows[1].measure == "RSS, 10,000 cars, 3,000 pods"
 
 
-def test_no_placement_phase_no_peak_row() -> None:
-    rows = footprint.scenario({"10000 cars": IDLE}, _sampler([(1, 0, 99.0, "idle")]), placed=6_000).rows
+def test_no_samples_no_peak_row() -> None:
+    rows = footprint.scenario({"10000 cars": IDLE}, _sampler([])).rows
     assert not any(r.measure.startswith("RSS peak") for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("missing", "cars", "sizes"),
+    [
+        (7_000, 6_000, [3_500, 3_500]),  # the full run: 3,000 departure pods + 7,000 = 10,000
+        (700, 600, [350, 350]),  # the quick run
+        (701, 600, [351, 350]),  # exactly what is missing, not one pod more
+        (20_000, 6_000, [6_000, 6_000]),  # a job has at most one pod a car
+        (0, 600, []),
+        (-5, 600, []),  # already more pods than cars: no fill job at all
+    ],
+)
+def test_fill_jobs_add_exactly_the_missing_pods_within_one_pod_a_car(
+    missing: int, cars: int, sizes: list[int]
+) -> None:
+    assert footprint.fill_sizes(missing, cars=cars) == sizes
+    assert len(footprint.FILL_JOBS) + 1 == footprint.SLOTS_PER_CAR
 
 
 def test_the_audit_tail_reads_whole_lines_once_and_a_partial_one_when_it_is_done(tmp_path: Path) -> None:
