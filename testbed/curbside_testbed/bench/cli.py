@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"holding the fleet still for {plan.idle_s:.0f} s")
         idle = {**footprint.idle(ctx, tb, seconds=plan.idle_s, cars_total=args.cars), "fill": filled}
         sampler.mark("unfill")
-        footprint.unfill(ctx, 900)
+        idle["unfill_s"] = footprint.unfill(ctx, 900)
         sampler.mark("mass")
         say("mass departure: 20 % of Curbside's cars within 60 s")
         two = departure.mass(ctx, "depart", share=0.2, window=60.0)

@@ -15,6 +15,7 @@ minutes) write per car meanwhile, from the API server's own request counters.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -125,18 +126,40 @@ class Sampler:
 
 
 def settle(ctx: kit.Ctx, *, quiet: float, timeout: float) -> float:
-    """Wait until the operator has written nothing for ``quiet`` s (or ``timeout`` s passed);
-    the seconds waited. A quick run once began its idle window while the operator was still
-    judging the 400 cars without a Lease (they turn LeaseExpired one grace period after it
-    starts): 310 status writes counted as "nothing changes"."""
+    """Wait until neither the operator nor anyone writing the bench's pods (kwok playing their
+    stages) has written for ``quiet`` s (or ``timeout`` s passed); the seconds waited.
+
+    A quick run once began its idle window while the operator was still judging the 400 cars
+    without a Lease (they turn LeaseExpired one grace period after it starts): 310 status
+    writes counted as "nothing changes". Attempt 13 began it while kwok was still marking the
+    fill jobs' 7,000 pods Running: each pod event woke the job loop, and the first 80 s of the
+    window cost the operator 0.4-0.6 cores, the last 50 s 0.15.
+    """
     tail = kit.AuditTail(ctx.audit_log)
-    user = curbside.OPERATOR_USER.encode()
     began = last = time.monotonic()
     while time.monotonic() - last < quiet and time.monotonic() - began < timeout:
         time.sleep(1.0)
-        if user in tail.read_raw():
+        if any(busy(line) for line in tail.read_raw().splitlines()):
             last = time.monotonic()
     return time.monotonic() - began
+
+
+_OPERATOR = f'"username":"{curbside.OPERATOR_USER}"'.encode()
+_BENCH_PODS = (b'"resource":"pods"', f'"namespace":"{curbside.NAMESPACE}"'.encode())
+
+
+def busy(line: bytes) -> bool:
+    """Whether one audit log line is a write that keeps the fleet from being still: any
+    request of the operator's, or a write to one of the bench's pods (kwok's status patches)."""
+    if _OPERATOR in line:
+        return True
+    if not all(part in line for part in _BENCH_PODS):
+        return False
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return str(event.get("verb", "")) not in ("get", "list", "watch")
 
 
 def held(ctx: kit.Ctx) -> dict[str, int]:
@@ -147,6 +170,12 @@ def held(ctx: kit.Ctx) -> dict[str, int]:
             for p in kit.live_pods(ctx.api, curbside.NAMESPACE)
         )
     )
+
+
+def running(ctx: kit.Ctx) -> int:
+    """The bench's live Curbside pods that kwok has marked Running."""
+    live = kit.live_pods(ctx.api, curbside.NAMESPACE)
+    return sum((p.get("status") or {}).get("phase") == "Running" for p in live)
 
 
 def fill_sizes(missing: int, *, cars: int) -> list[int]:
@@ -170,9 +199,9 @@ def fill(ctx: kit.Ctx, *, pods: int, timeout: float) -> dict[str, Any]:
             ctx.api, curbside.job_body(name, units=2 * size, max_cars=size, output=ctx.work / "results")
         )
     target = before + sum(sizes)
-    kit.until_done_or_stalled(
-        "the fill jobs' pods",
-        lambda: sum(held(ctx).values()),
+    kit.until_done_or_stalled(  # Running: kwok has played their stages (pod events are work)
+        "the fill jobs' pods Running",
+        lambda: running(ctx),
         target,
         stall=60,
         timeout=timeout,
@@ -186,10 +215,23 @@ def fill(ctx: kit.Ctx, *, pods: int, timeout: float) -> dict[str, Any]:
     }
 
 
-def unfill(ctx: kit.Ctx, timeout: float) -> None:
-    """Delete the fill jobs and wait until their pods are gone (the mass departure moves only
-    the departure job's pods, as in every run before)."""
+def unfill(ctx: kit.Ctx, timeout: float) -> float:
+    """Delete the fill jobs, wait until their pods are gone for good (not only terminating) and
+    the bench's pods are still again; the seconds that took. The mass departure then moves only
+    the departure job's pods, as in every run before, on an operator that is not still busy
+    with 7,000 pods going away."""
+    began = time.monotonic()
     curbside.delete_all(ctx.api, FILL_JOBS, timeout, ctx.poll_s)
+    kit.until("the fill jobs' pods removed", lambda: not _any_fill_pod(ctx), timeout, ctx.poll_s)
+    settle(ctx, quiet=5.0, timeout=120.0)
+    return time.monotonic() - began
+
+
+def _any_fill_pod(ctx: kit.Ctx) -> bool:
+    """Whether any pod of a fill job is left, terminating ones included."""
+    path = f"/api/v1/namespaces/{curbside.NAMESPACE}/pods"
+    selector = f"curbside.dev/job in ({','.join(FILL_JOBS)})"
+    return any(next(kit.pages(ctx.api, path, selector=selector, limit=1)))
 
 
 def idle(ctx: kit.Ctx, tb: bed.TestBed, *, seconds: float, cars_total: int) -> dict[str, Any]:
