@@ -15,7 +15,6 @@ minutes) write per car meanwhile, from the API server's own request counters.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -126,40 +125,19 @@ class Sampler:
 
 
 def settle(ctx: kit.Ctx, *, quiet: float, timeout: float) -> float:
-    """Wait until neither the operator nor anyone writing the bench's pods (kwok playing their
-    stages) has written for ``quiet`` s (or ``timeout`` s passed); the seconds waited.
-
-    A quick run once began its idle window while the operator was still judging the 400 cars
-    without a Lease (they turn LeaseExpired one grace period after it starts): 310 status
-    writes counted as "nothing changes". Attempt 13 began it while kwok was still marking the
-    fill jobs' 7,000 pods Running: each pod event woke the job loop, and the first 80 s of the
-    window cost the operator 0.4-0.6 cores, the last 50 s 0.15.
-    """
+    """Wait until the operator has written nothing for ``quiet`` s (or ``timeout`` s passed);
+    the seconds waited. A quick run once began its idle window while the operator was still
+    judging the 400 cars without a Lease (they turn LeaseExpired one grace period after it
+    starts): 310 status writes counted as "nothing changes". (kwok's writes are not in the
+    audit log: ``fill`` waits for its pods to be Running instead.)"""
     tail = kit.AuditTail(ctx.audit_log)
+    user = curbside.OPERATOR_USER.encode()
     began = last = time.monotonic()
     while time.monotonic() - last < quiet and time.monotonic() - began < timeout:
         time.sleep(1.0)
-        if any(busy(line) for line in tail.read_raw().splitlines()):
+        if user in tail.read_raw():
             last = time.monotonic()
     return time.monotonic() - began
-
-
-_OPERATOR = f'"username":"{curbside.OPERATOR_USER}"'.encode()
-_BENCH_PODS = (b'"resource":"pods"', f'"namespace":"{curbside.NAMESPACE}"'.encode())
-
-
-def busy(line: bytes) -> bool:
-    """Whether one audit log line is a write that keeps the fleet from being still: any
-    request of the operator's, or a write to one of the bench's pods (kwok's status patches)."""
-    if _OPERATOR in line:
-        return True
-    if not all(part in line for part in _BENCH_PODS):
-        return False
-    try:
-        event = json.loads(line)
-    except json.JSONDecodeError:
-        return False
-    return str(event.get("verb", "")) not in ("get", "list", "watch")
 
 
 def held(ctx: kit.Ctx) -> dict[str, int]:
@@ -199,7 +177,11 @@ def fill(ctx: kit.Ctx, *, pods: int, timeout: float) -> dict[str, Any]:
             ctx.api, curbside.job_body(name, units=2 * size, max_cars=size, output=ctx.work / "results")
         )
     target = before + sum(sizes)
-    kit.until_done_or_stalled(  # Running: kwok has played their stages (pod events are work)
+    # Running: kwok has played their stages. Attempt 13 waited only for the pods to exist and
+    # opened the idle window while kwok was still marking 7,000 of them Running: each pod event
+    # woke the job loop, and the window's first 80 s cost the operator 0.4-0.6 cores, its last
+    # 50 s 0.15.
+    kit.until_done_or_stalled(
         "the fill jobs' pods Running",
         lambda: running(ctx),
         target,

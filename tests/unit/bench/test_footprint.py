@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -107,31 +106,3 @@ def test_the_audit_tail_reads_whole_lines_once_and_a_partial_one_when_it_is_done
         f.write('ch"}\n')
     assert tail.read() == [{"verb": "patch"}]
     assert tail.read_raw() == b""
-
-
-def _audit(user: str, verb: str, resource: str, namespace: str, sub: str = "") -> bytes:
-    """One line as kube-apiserver writes it (Go's compact JSON)."""
-    ref = {"resource": resource, "namespace": namespace, "name": "x", "apiVersion": "v1"}
-    if sub:
-        ref["subresource"] = sub
-    event = {"kind": "Event", "verb": verb, "user": {"username": user, "groups": ["g"]}, "objectRef": ref}
-    return json.dumps(event, separators=(",", ":")).encode()
-
-
-@pytest.mark.parametrize(
-    ("line", "busy"),
-    [
-        (_audit("curbside-operator", "patch", "vehiclenodes", "", "status"), True),
-        (_audit("curbside-operator", "list", "pods", "bench-curbside"), True),  # any request of its own
-        (_audit("kwok", "patch", "pods", "bench-curbside", "status"), True),  # a pod's stage played
-        (_audit("kwok", "delete", "pods", "bench-curbside"), True),
-        (_audit("kwok", "patch", "pods", "bench-baseline", "status"), False),  # the baseline's pods
-        (_audit("car-00001", "patch", "leases", "curbside-cars"), False),  # heartbeats are stillness
-        (_audit("bench", "list", "pods", "bench-curbside"), False),  # the bench's own looks
-        (b'{"objectRef":{"resource":"pods","namespace":"bench-curbside"', False),  # torn line
-    ],
-)
-def test_the_idle_window_waits_for_the_operator_and_the_bench_pods_to_be_still(
-    line: bytes, busy: bool
-) -> None:
-    assert footprint.busy(line) is busy
