@@ -167,7 +167,7 @@ def fill_sizes(missing: int, *, cars: int) -> list[int]:
 
 def fill(ctx: kit.Ctx, *, pods: int, timeout: float) -> dict[str, Any]:
     """Apply ``FILL_JOBS`` so the bench holds ``pods`` pods in all, and wait until they are
-    placed (or their count stalls for 60 s); what was asked and how long it took."""
+    Running (or their count stalls for 60 s); what was asked and how long it took."""
     before = sum(held(ctx).values())
     sizes = fill_sizes(pods - before, cars=len(ctx.curbside_cars))
     began = time.monotonic()
@@ -199,7 +199,7 @@ def fill(ctx: kit.Ctx, *, pods: int, timeout: float) -> dict[str, Any]:
 
 def unfill(ctx: kit.Ctx, timeout: float) -> float:
     """Delete the fill jobs, wait until their pods are gone for good (not only terminating) and
-    the bench's pods are still again; the seconds that took. The mass departure then moves only
+    the operator has written nothing for 5 s; the seconds that took. The mass departure then moves only
     the departure job's pods, as in every run before, on an operator that is not still busy
     with 7,000 pods going away."""
     began = time.monotonic()
