@@ -10,12 +10,14 @@ STAMP := $(VENV)/.installed
 
 all: verify test
 
-# The virtual environment is rebuilt only when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# One project per deployable (api, operator, agent, worker) plus the tooling at the root, all
+# editable in one virtual environment, rebuilt only when a pyproject.toml changes.
+PROJECTS := api operator agent worker
+$(STAMP): pyproject.toml $(foreach p,$(PROJECTS),$(p)/pyproject.toml)
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet $(foreach p,$(PROJECTS),-e ./$(p)) -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -25,12 +27,12 @@ venv: $(STAMP)
 testbed-build: venv
 	$(BIN)/curbside testbed build
 
-# Everything generated comes from code: CRDs from the typed models in curbside_operator.api
-# (into crds/ and the chart's crds/), Grafana dashboards from curbside_operator.dashboards
-# (into charts/curbside/dashboards/).
+# Everything generated comes from code (tools/curbside_gen): CRDs from the typed models in
+# curbside_api (into crds/ and the chart's crds/), Grafana dashboards from the metric names the
+# operator, agent and worker declare (into charts/curbside/dashboards/).
 generate: venv
-	$(BIN)/python -m curbside_operator.api.crdgen
-	$(BIN)/python -m curbside_operator.dashboards
+	$(BIN)/python -m curbside_gen.crds
+	$(BIN)/python -m curbside_gen.dashboards
 
 # Regenerates everything generated and fails on any difference, then lint and types.
 verify: generate lint typecheck importlint

@@ -131,7 +131,7 @@ def main() -> None:
         )
         log = (work / "operator.log").open("wb")
         operator = subprocess.Popen(
-            [sys.executable, "-m", "curbside_operator", "operator"],
+            [sys.executable, "-m", "curbside_operator"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from curbside_operator.api.v1alpha1 import inferencejob
+from curbside_api.v1alpha1 import inferencejob
 from curbside_operator.dispatch import auth, results
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger

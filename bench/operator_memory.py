@@ -29,13 +29,13 @@ from typing import Any
 
 import yaml
 
-from curbside_operator import cli as _cli  # noqa: F401  (the operator's imports, as it runs)
+from curbside_api import sharing
+from curbside_api.v1alpha1 import inferencejob as ij
+from curbside_api.v1alpha1 import vehiclenode as vn
+from curbside_operator import handlers as _handlers  # noqa: F401  (the operator's imports, as it runs)
 from curbside_operator import settings
-from curbside_operator.api import sharing
-from curbside_operator.api.v1alpha1 import inferencejob as ij
-from curbside_operator.api.v1alpha1 import vehiclenode as vn
-from curbside_operator.handlers.fleet_runtime import FleetState
-from curbside_operator.handlers.jobs_runtime import JobState
+from curbside_operator.controllers.fleet import FleetState
+from curbside_operator.controllers.jobs import JobState
 from curbside_operator.reconcile import pods, vehiclenode
 from curbside_testbed.fleet import car_name, car_node
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from tests.unit.reconcile.test_jobs import NOW, car, job, pod, summary
 
-from curbside_operator.api.v1alpha1 import vehiclenode as vn
+from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator.dispatch import ledger
 from curbside_operator.reconcile import jobs
 

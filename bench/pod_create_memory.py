@@ -20,7 +20,7 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from curbside_operator.api.v1alpha1 import inferencejob as ij
+from curbside_api.v1alpha1 import inferencejob as ij
 from curbside_operator.reconcile import pods
 
 JOB = ij.InferenceJob.from_body(

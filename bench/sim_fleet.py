@@ -2,7 +2,7 @@
 
 Why this exists: issue 4 asks for 10,000 simulated cars on a 2-core machine, and for the
 speed-up, API writes per second and agent CPU and memory per 1,000 cars in its closing note.
-This runs the simulator's own driver (``curbside_agent.sim.driver``) with the real agents
+This runs the simulator's own driver (``curbside_sim.driver``) with the real agents
 (policy, interlock, status, departure prediction, Lease timing) in one of two modes:
 
 - ``--null`` (default without ``--kubeconfig``): every agent reports to an in-process counter
@@ -34,8 +34,8 @@ from typing import Any
 
 from curbside_agent import agent, interlock, kube, policy
 from curbside_agent.signals import sources
-from curbside_agent.sim import driver, enroll, mobility, runner
-from curbside_operator.api.v1alpha1 import vehiclenode
+from curbside_api.v1alpha1 import vehiclenode
+from curbside_sim import driver, enroll, mobility, runner
 
 START = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)  # a Monday morning
 

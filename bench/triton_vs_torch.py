@@ -42,8 +42,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from curbside_agent.models import minilm, serve, seti, seti_detector, workloads
-from curbside_agent.worker.triton import TritonClient
+from curbside_testbed import serve
+from curbside_worker.triton import TritonClient
+from curbside_worker.workloads import catalog, minilm, seti, seti_detector
 
 
 def free_port() -> int:
@@ -54,13 +55,13 @@ def free_port() -> int:
 
 
 def seti_batches(*, batch: int, batches: int, params: dict[str, str]) -> list[dict[str, Any]]:
-    workload = workloads.workload(seti.MODEL_NAME)
+    workload = catalog.workload(seti.MODEL_NAME)
     spec = {"seed": 1420405752, "unit": 0, "itemsPerUnit": batch * batches, "parameters": params}
     return list(workload.batches(workload.prepare(spec), batch_size=batch))
 
 
 def minilm_batches(*, batch: int, batches: int) -> list[dict[str, Any]]:
-    workload = workloads.workload(minilm.MODEL_NAME)
+    workload = catalog.workload(minilm.MODEL_NAME)
     spec = {"seed": 7, "unit": 0, "itemsPerUnit": batch * batches}
     return list(workload.batches(workload.prepare(spec), batch_size=batch))
 
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
 
         def through(name: str, batches: list[dict[str, Any]], inflight: int) -> Callable[[], int]:
-            outputs = workloads.workload(name).outputs
+            outputs = catalog.workload(name).outputs
 
             def run() -> int:
                 out = client.infer_batches(name, iter(batches), outputs=outputs, inflight=inflight)

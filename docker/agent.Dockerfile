@@ -8,12 +8,10 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md LICENSE ./
-COPY operator ./operator
-COPY node-agent ./node-agent
-COPY testbed ./testbed
+COPY api ./api
+COPY agent ./agent
 RUN python -m venv /opt/curbside \
- && /opt/curbside/bin/pip install .
+ && /opt/curbside/bin/pip install ./api ./agent
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="curbside-agent" \
@@ -22,5 +20,5 @@ LABEL org.opencontainers.image.title="curbside-agent" \
 COPY --from=build /opt/curbside /opt/curbside
 ENV PATH=/opt/curbside/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 USER 65532:65532
-ENTRYPOINT ["curbside"]
-CMD ["agent", "--help"]
+ENTRYPOINT ["curbside-agent"]
+CMD ["--help"]

@@ -8,12 +8,10 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-COPY pyproject.toml README.md LICENSE ./
+COPY api ./api
 COPY operator ./operator
-COPY node-agent ./node-agent
-COPY testbed ./testbed
 RUN python -m venv /opt/curbside \
- && /opt/curbside/bin/pip install '.[operator]'
+ && /opt/curbside/bin/pip install ./api ./operator
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="curbside-operator" \
@@ -25,5 +23,5 @@ ENV PATH=/opt/curbside/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 VOLUME ["/var/lib/curbside"]
 EXPOSE 8470 9464 8080
 USER 65532:65532
-ENTRYPOINT ["curbside"]
-CMD ["operator", "--liveness=http://0.0.0.0:8080/healthz"]
+ENTRYPOINT ["curbside-operator"]
+CMD ["--liveness=http://0.0.0.0:8080/healthz"]

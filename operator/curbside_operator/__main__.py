@@ -1,5 +1,5 @@
-"""``python -m curbside_operator`` is ``curbside``."""
+"""``python -m curbside_operator`` is ``curbside-operator``."""
 
-from curbside_operator import cli
+from curbside_operator import main
 
-raise SystemExit(cli.main())
+raise SystemExit(main.main())

@@ -8,7 +8,7 @@ clock and run the real worker for every inference pod the operator places on the
 mid-unit when the car drives away). Both example jobs go in with ``kubectl apply``; one live
 line per job shows units done, cars busy and departures handled. At the end: a summary
 (units, re-runs, departures, throughput, where the results are) and a check of every result
-against the known answers (``curbside_agent.models.check``, run as its own process: this
+against the known answers (``curbside_testbed.checks``, run as its own process: this
 package imports neither the operator nor the agent). Every process is stopped and the test
 bed taken down at the end (``--keep`` leaves the bed up); ``--time-limit`` bounds the run.
 """
@@ -86,7 +86,7 @@ def start_processes(
     logs = work / "logs"
     python = sys.executable
     grpc, http, dispatcher, metrics = (free_port() for _ in range(4))
-    serve = ["-m", "curbside_agent.models.serve", f"--models={','.join(MODELS)}", f"--grpc-port={grpc}"]
+    serve = ["-m", "curbside_testbed.serve", f"--models={','.join(MODELS)}", f"--grpc-port={grpc}"]
     serve += [f"--http-port={http}", "--exit-timeout=1", "--torch-threads=1"]
     triton = Child(
         "tritonserver", [python, *serve, f"--log-file={logs / 'triton.log'}"], log=logs / "serve.log"
@@ -99,7 +99,7 @@ def start_processes(
     argv += ["--kubeconfig", str(sim_kubeconfig), "--battery-step", "5", "--report-seconds", "5"]
     argv += ["--clock-file", str(clock), "--triton-url", f"127.0.0.1:{grpc}"]
     argv += ["--max-workers", str(args.workers)]
-    sim = Child("simulator", [python, "-m", "curbside_agent.sim.runner", *argv], log=logs / "sim.log")
+    sim = Child("simulator", [python, "-m", "curbside_sim.runner", *argv], log=logs / "sim.log")
     children.append(sim)
     say(
         f"started tritonserver (pid {triton.process.pid}) and the simulator "
@@ -121,9 +121,7 @@ def start_processes(
         "CURBSIDE_EXPECTED_UNIT_SECONDS": "60",
         "CURBSIDE_STATUS_INTERVAL_SECONDS": "1",
     }
-    operator = Child(
-        "operator", [python, "-m", "curbside_operator", "operator"], log=logs / "operator.log", env=env
-    )
+    operator = Child("operator", [python, "-m", "curbside_operator"], log=logs / "operator.log", env=env)
     children.append(operator)
     until(
         lambda: answers(f"http://127.0.0.1:{dispatcher}/healthz"),
@@ -231,7 +229,7 @@ def check(files: dict[str, Path]) -> bool:
     ok = True
     for path in files.values():
         done = subprocess.run(
-            [sys.executable, "-m", "curbside_agent.models.check", "--job-file", str(path)],
+            [sys.executable, "-m", "curbside_testbed.checks", "--job-file", str(path)],
             capture_output=True,
             text=True,
             timeout=900,

@@ -13,6 +13,7 @@ a log).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import shutil
@@ -195,7 +196,7 @@ class Progress:
         self.names, self.out, self.log_every = list(names), out, log_every
         self.tty = out.isatty()
         self.drawn = 0
-        self.last_log = 0.0
+        self.last_log = -math.inf  # the first show always prints (monotonic time may start near 0)
 
     @staticmethod
     def job_line(name: str, job: Mapping[str, Any] | None) -> str:

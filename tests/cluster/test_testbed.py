@@ -192,7 +192,7 @@ def test_two_beds_are_isolated_and_down_leaves_nothing(testbed: bed.TestBed) -> 
 @pytest.mark.parametrize("action", ["env", "status"])
 def test_cli_reports_on_a_running_bed(testbed: bed.TestBed, action: str) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "curbside_operator.cli", "testbed", action, "--name", testbed.name],
+        [sys.executable, "-m", "curbside_cli.main", "testbed", action, "--name", testbed.name],
         capture_output=True,
         text=True,
         timeout=120,

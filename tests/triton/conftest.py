@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from curbside_agent.models import serve
+from curbside_testbed import serve
 
 
 def free_port() -> int:

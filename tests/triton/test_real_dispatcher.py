@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from curbside_agent.models import minilm, serve
-from curbside_agent.worker import runner
-from curbside_operator.api.v1alpha1 import inferencejob
+from curbside_api.v1alpha1 import inferencejob
 from curbside_operator.dispatch import auth, results
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from curbside_operator.reconcile.placement import pod_name
+from curbside_testbed import serve
+from curbside_worker import runner
+from curbside_worker.workloads import minilm
 from tests.triton.conftest import LoopbackApp
 
 SENTENCES = [

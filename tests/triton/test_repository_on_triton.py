@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from curbside_agent.models import minilm, serve, seti, workloads
-from curbside_agent.worker.triton import TritonClient
+from curbside_testbed import serve
+from curbside_worker.triton import TritonClient
+from curbside_worker.workloads import catalog, minilm, seti
 
 SMALL = {"channels": "512", "timeSteps": "64", "maxDrift": "8", "signalsPerUnit": "2"}
 
 
-def infer(url: str, name: str, spec: dict[str, object]) -> tuple[workloads.UnitInput, workloads.Arrays]:
-    workload = workloads.workload(name)
+def infer(url: str, name: str, spec: dict[str, object]) -> tuple[catalog.UnitInput, catalog.Arrays]:
+    workload = catalog.workload(name)
     unit = workload.prepare(spec)
     with TritonClient(url) as client:
         outputs = client.infer_batches(name, workload.batches(unit, batch_size=2), outputs=workload.outputs)

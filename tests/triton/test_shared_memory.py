@@ -8,8 +8,9 @@ import glob
 import numpy as np
 import tritonclient.grpc as grpcclient
 
-from curbside_agent.models import serve, seti, workloads
-from curbside_agent.worker.triton import TritonClient
+from curbside_testbed import serve
+from curbside_worker.triton import TritonClient
+from curbside_worker.workloads import catalog, seti
 
 SMALL = {"channels": "512", "timeSteps": "64", "maxDrift": "8", "signalsPerUnit": "2"}
 
@@ -24,7 +25,7 @@ def test_large_inputs_reach_triton_through_shared_memory_with_the_same_answers(
     repository_server: serve.ServerProcess,
 ) -> None:
     triton = repository_server  # the cars' server: tritonserver, the shared-memory extension open
-    workload = workloads.workload(seti.MODEL_NAME)
+    workload = catalog.workload(seti.MODEL_NAME)
     unit = workload.prepare({"seed": 11, "unit": 3, "itemsPerUnit": 5, "parameters": SMALL})
 
     # 64 KiB of voltages per spectrogram: every batch of 2 is large enough for shared memory.
@@ -55,7 +56,7 @@ def test_pytriton_refuses_registration_so_the_worker_sends_tensors_in_the_messag
     triton: serve.ServerProcess,
 ) -> None:
     # PyTriton restricts the shared-memory protocol to holders of its access token.
-    workload = workloads.workload(seti.MODEL_NAME)
+    workload = catalog.workload(seti.MODEL_NAME)
     unit = workload.prepare({"seed": 11, "unit": 3, "itemsPerUnit": 3, "parameters": SMALL})
     with TritonClient(triton.grpc_url) as client:
         out = client.infer_batches(seti.MODEL_NAME, workload.batches(unit, batch_size=2), outputs=["HITS"])

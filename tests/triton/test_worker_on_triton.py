@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from curbside_agent.models import minilm, serve, seti, workloads
-from curbside_agent.worker import runner
+from curbside_testbed import serve
+from curbside_worker import runner
+from curbside_worker.workloads import catalog, minilm, seti
 from tests.unit.worker.fake_dispatcher import FakeDispatcher
 
 TOKEN = "t0ken"
@@ -71,7 +72,7 @@ def test_seti_units_find_every_injected_signal(triton: serve.ServerProcess) -> N
     params = seti.SetiParams.from_parameters(SMALL)
     for unit, state in enumerate(fake.units):
         assert state.result is not None
-        assert state.output_hash == workloads.output_hash(state.result)
+        assert state.output_hash == catalog.output_hash(state.result)
         truth = seti.generate_unit(seed=1420405752, unit=unit, items=3, params=params).signals
         found = [
             seti.Signal(item=entry["item"], channel=c["channel"], drift=c["drift"], snr=c["snr"])
@@ -115,7 +116,7 @@ def test_sigterm_mid_unit_releases_the_lease(triton: serve.ServerProcess) -> Non
     argv = [
         sys.executable,
         "-m",
-        "curbside_agent.worker",
+        "curbside_worker",
         f"--dispatcher-url={fake.url}",
         f"--job-namespace={fake.namespace}",
         f"--job-name={fake.name}",

@@ -26,7 +26,7 @@ import urllib.parse
 import urllib.request
 from typing import Any, Protocol
 
-from curbside_operator.api.v1alpha1 import inferencejob
+from curbside_api.v1alpha1 import inferencejob
 
 MAX_UNITS = inferencejob.MAX_UNITS
 FIELD = "spec.input"

@@ -44,7 +44,7 @@ import pydantic
 from aiohttp import web
 from pydantic.alias_generators import to_camel
 
-from curbside_operator.api.v1alpha1 import inferencejob
+from curbside_api.v1alpha1 import inferencejob
 from curbside_operator.dispatch import auth, inputs, results
 from curbside_operator.dispatch.ledger import (
     CarFacts,

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from curbside_operator.api import intervals
+from curbside_api import intervals
 from curbside_operator.dispatch import sqlite_trust as trust_
 from curbside_operator.dispatch import sqlite_units as units_
 from curbside_operator.dispatch.ledger import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from curbside_operator.handlers.fleet_runtime import FleetState
+from curbside_operator.controllers.fleet import FleetState
 from curbside_operator.kube import fleet as kube
 from curbside_operator.kube import watch
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import kopf
 
-from curbside_operator.api import GROUP
-from curbside_operator.handlers.jobs_runtime import JobState
+from curbside_api import GROUP
+from curbside_operator.controllers.jobs import JobState
 from curbside_operator.kube import jobs as kube
 from curbside_operator.kube import watch
 from curbside_operator.reconcile import pods

@@ -19,13 +19,16 @@ import kopf
 import prometheus_client
 from aiohttp import web
 
+from curbside_api import GROUP
 from curbside_operator import metrics
 from curbside_operator import settings as operator_settings
-from curbside_operator.api import GROUP
+from curbside_operator.controllers import fleet as fleet_runtime
+from curbside_operator.controllers import jobs as jobs_runtime
+from curbside_operator.controllers import standings
 from curbside_operator.dispatch import auth
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
-from curbside_operator.handlers import fleet, fleet_runtime, jobs_runtime, standings
+from curbside_operator.handlers import fleet
 from curbside_operator.handlers import jobs as job_handlers
 from curbside_operator.kube import errors, tokenreview
 from curbside_operator.kube import fleet as kube

@@ -23,7 +23,7 @@ from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Node
 from lightkube.types import PatchType
 
-from curbside_operator.api import GROUP
+from curbside_api import GROUP
 from curbside_operator.kube import errors, watch
 
 log = logging.getLogger(__name__)

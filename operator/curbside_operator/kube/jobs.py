@@ -18,7 +18,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import Event, Pod
 from lightkube.types import PatchType
 
-from curbside_operator.api import GROUP
+from curbside_api import GROUP
 from curbside_operator.kube import errors
 
 log = logging.getLogger(__name__)

@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from curbside_operator.api import conditions as conds
-from curbside_operator.api.v1alpha1 import inferencejob as ij
-from curbside_operator.api.v1alpha1 import vehiclenode as vn
+from curbside_api import conditions as conds
+from curbside_api.v1alpha1 import inferencejob as ij
+from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator.reconcile import placement
 
 REASON_WAITING = "WaitingForCars"

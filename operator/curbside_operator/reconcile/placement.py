@@ -27,8 +27,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from curbside_operator.api.v1alpha1 import inferencejob as ij
-from curbside_operator.api.v1alpha1 import vehiclenode as vn
+from curbside_api.v1alpha1 import inferencejob as ij
+from curbside_api.v1alpha1 import vehiclenode as vn
 
 MAX_POD_NAME = 63
 IDLE_WINDOW_CAP = timedelta(hours=12)

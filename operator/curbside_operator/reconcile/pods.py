@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from curbside_operator.api import GROUP
-from curbside_operator.api.v1alpha1 import inferencejob as ij
+from curbside_api import GROUP
+from curbside_api.v1alpha1 import inferencejob as ij
 from curbside_operator.reconcile import placement
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "curbside"}

@@ -34,9 +34,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from curbside_operator.api import base, policy
-from curbside_operator.api import conditions as conds
-from curbside_operator.api.v1alpha1 import vehiclenode as vn
+from curbside_api import base, policy
+from curbside_api import conditions as conds
+from curbside_api.v1alpha1 import vehiclenode as vn
 
 DRIVING_TAINT_KEY = "curbside.dev/driving"
 ELIGIBLE_LABEL = "curbside.dev/eligible"

@@ -53,8 +53,7 @@ def running(car: Car, tmp_path: Path) -> Iterator[tuple[Car, Path]]:
     argv = [
         sys.executable,
         "-m",
-        "curbside_operator",
-        "agent",
+        "curbside_agent",
         "--vehicle",
         car.name,
         "--source",

@@ -20,7 +20,7 @@ import httpx
 
 from curbside_agent import agent, credentials, interlock, kube, policy
 from curbside_agent.signals import sources
-from curbside_operator.api.v1alpha1 import vehiclenode
+from curbside_api.v1alpha1 import vehiclenode
 from tests.cluster.agent.conftest import Car, status_of
 from tests.cluster.agent.test_agent_file import DRIVING, PARKED, write_reading
 

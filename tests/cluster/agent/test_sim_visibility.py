@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 import pytest
 
-from curbside_agent.sim import driver
+from curbside_sim import driver
 from curbside_testbed import audit, bed
 from tests.cluster import wait
 from tests.cluster.agent.conftest import SIMULATOR_USER, VN, Watch, writes_since
@@ -109,7 +109,7 @@ def test_every_change_is_visible_within_a_second(
     kubeconfig = testbed.kubeconfig_for(SIMULATOR_USER, groups=("system:masters",))
     clock_file, log = tmp_path / "clock.json", tmp_path / "sim.log"
     events: Watch = watch(VN, timeout_seconds=60, keep=_report)
-    argv = [sys.executable, "-m", "curbside_agent.sim.runner", "--cars", str(CARS), "--pace", f"{PACE:g}"]
+    argv = [sys.executable, "-m", "curbside_sim.runner", "--cars", str(CARS), "--pace", f"{PACE:g}"]
     argv += ["--duration", f"{DAYS}d", "--kubeconfig", str(kubeconfig), "--clock-file", str(clock_file)]
     argv += ["--lease-seconds", str(LEASE_SECONDS), "--battery-step", BATTERY_STEP, "--report-seconds", "10"]
     with log.open("wb") as out, _Pauses() as pauses:

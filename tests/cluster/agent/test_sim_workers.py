@@ -37,15 +37,15 @@ import pytest
 from lightkube import AsyncClient, KubeConfig
 
 from curbside_agent import state
-from curbside_agent.models import serve, seti
-from curbside_agent.sim import mobility
-from curbside_operator.api.v1alpha1 import inferencejob
+from curbside_api.v1alpha1 import inferencejob
 from curbside_operator.dispatch import auth, results
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from curbside_operator.handlers.startup import token_reviewer
 from curbside_operator.reconcile import placement, pods
-from curbside_testbed import bed
+from curbside_sim import mobility
+from curbside_testbed import bed, serve
+from curbside_worker.workloads import seti
 from tests.cluster import wait
 from tests.cluster.agent.conftest import SIMULATOR_USER
 from tests.triton.conftest import LoopbackApp, free_port
@@ -257,7 +257,7 @@ def test_simulated_cars_run_real_work_and_a_departure_kills_it(
 
     kubeconfig = testbed.kubeconfig_for(SIMULATOR_USER, groups=("system:masters",))
     clock_file, log = tmp_path / "clock.json", tmp_path / "sim.log"
-    argv = [sys.executable, "-m", "curbside_agent.sim.runner", "--cars", str(CARS), "--seed", str(SEED)]
+    argv = [sys.executable, "-m", "curbside_sim.runner", "--cars", str(CARS), "--seed", str(SEED)]
     argv += [
         "--start",
         chosen.start.isoformat(),

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from curbside_operator.api import base
-from curbside_operator.api.v1alpha1 import inferencejob, vehiclenode
+from curbside_api import base
+from curbside_api.v1alpha1 import inferencejob, vehiclenode
 from tests.cluster import wait
 from tests.cluster.api import conftest
 from tests.cluster.api import manifests as m

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from curbside_operator.api import conditions
-from curbside_operator.api.v1alpha1 import inferencejob, vehiclenode
+from curbside_api import conditions
+from curbside_api.v1alpha1 import inferencejob, vehiclenode
 from tests.cluster import wait
 from tests.cluster.api import conftest
 from tests.cluster.api import manifests as m

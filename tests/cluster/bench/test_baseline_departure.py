@@ -1,7 +1,7 @@
 """The bench's baseline really is Kubernetes moving a pod off a car that stopped heart-beating.
 
 ``curbside bench`` makes a baseline car depart by taking over its node Lease and marking the
-node Terminated, so that kwok stops heart-beating it (curbside_testbed.bench.baseline). If
+node Terminated, so that kwok stops heart-beating it (curbside_bench.baseline). If
 kwok ever kept the node alive, every baseline figure would be wrong; this checks, on the
 real control plane, that the node goes Unknown, gets the unreachable NoExecute taint, and
 the Deployment's pod is replaced on the other car by the default controllers. It uses the
@@ -15,8 +15,8 @@ import time
 
 import httpx
 
+from curbside_bench import baseline, kit
 from curbside_testbed import bed
-from curbside_testbed.bench import baseline, kit
 from tests.cluster import wait
 from tests.cluster.conftest import SILENCEABLE
 

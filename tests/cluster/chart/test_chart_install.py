@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from curbside_operator.api.v1alpha1 import inferencejob as ij
+from curbside_api.v1alpha1 import inferencejob as ij
 from curbside_operator.reconcile import pods
 from curbside_testbed import bed, build
 from tests.cluster import wait

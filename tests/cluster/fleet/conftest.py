@@ -1,6 +1,6 @@
 """Fixtures for the operator's fleet side: a real operator process and cars that report.
 
-The operator runs as its own process (``python -m curbside_operator operator``) with its own
+The operator runs as its own process (``python -m curbside_operator``) with its own
 x509 identity, so the audit log tells its writes apart from the test's. Cars are played by
 ``Cars``: it renews their Leases and patches their status the way an agent does, so these
 tests exercise the operator alone (the agent has its own tests).
@@ -57,7 +57,7 @@ class OperatorProcess:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "curbside_operator", "operator"],
+                [sys.executable, "-m", "curbside_operator"],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -64,7 +64,7 @@ def test_operator_writes_only_for_changed_cars_and_offlines_silent_ones(
     speed = DAYS * 86_400 / WALL
     kubeconfig = testbed.kubeconfig_for(SIM_USER, groups=("system:masters",))
     clock_file, log = tmp_path / "clock.json", tmp_path / "sim.log"
-    argv = [sys.executable, "-m", "curbside_agent.sim.runner", "--cars", str(CARS), "--speed", f"{speed:.0f}"]
+    argv = [sys.executable, "-m", "curbside_sim.runner", "--cars", str(CARS), "--speed", f"{speed:.0f}"]
     argv += ["--duration", f"{DAYS}d", "--kubeconfig", str(kubeconfig), "--clock-file", str(clock_file)]
     argv += ["--lease-seconds", str(LEASE_SECONDS), "--battery-step", "5", "--report-seconds", "10"]
     with log.open("wb") as out:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from curbside_operator.api.v1alpha1 import vehiclenode
+from curbside_api.v1alpha1 import vehiclenode
 from curbside_testbed import bed, build, identity
 from tests.cluster import wait
 from tests.cluster.api import conftest as api_conftest

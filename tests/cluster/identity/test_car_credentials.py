@@ -24,7 +24,7 @@ import httpx
 import pytest
 import yaml
 
-from curbside_operator.api.v1alpha1 import vehiclenode
+from curbside_api.v1alpha1 import vehiclenode
 from curbside_testbed import bed, identity, pki
 from tests.cluster import wait
 from tests.cluster.identity.conftest import LEASES, MERGE, VN, Cars, answer, lease, now, now_micro, ok, watch

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from curbside_agent.models import seti
-from curbside_agent.sim import podspec, tokens
 from curbside_operator.dispatch.results import FolderResultStore
+from curbside_sim import podspec, tokens
+from curbside_worker.workloads import seti
 from tests.cluster import wait
 from tests.cluster.fleet.conftest import CHARGING as CHARGING  # re-exported
 from tests.cluster.fleet.conftest import bring_up as bring_up  # re-exported

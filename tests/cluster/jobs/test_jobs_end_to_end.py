@@ -1,7 +1,7 @@
 """Issue 5's acceptance end to end: real Triton, real workers, cars that leave, an operator that dies.
 
 200 cars (scripted agents) run a 2,000-unit ``seti-spike-search`` job. The simulator's worker
-pool (``curbside_agent.sim.workers``) plays their kubelets: it runs the real worker for every
+pool (``curbside_sim.workers``) plays their kubelets: it runs the real worker for every
 pod the operator binds to them, against one real Triton server, with the pod-bound token the
 pod asks for (``sim.tokens``, TokenRequest), which the operator's dispatcher checks with a
 TokenReview on every new token. While the job runs:
@@ -28,10 +28,10 @@ from typing import Any
 
 import httpx
 
-from curbside_agent.models import serve
-from curbside_agent.sim import tokens, workers
 from curbside_operator.dispatch.results import FolderResultStore
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
+from curbside_sim import tokens, workers
+from curbside_testbed import serve
 from tests.cluster.fleet.conftest import Cars, OperatorProcess
 from tests.cluster.jobs.conftest import CHARGING, bring_up, condition, job_body, jobs_path, missed_signals
 

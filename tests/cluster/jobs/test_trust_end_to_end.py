@@ -25,9 +25,9 @@ from typing import Any
 import httpx
 import pytest
 
-from curbside_agent.models import serve
-from curbside_agent.sim import cheats, tokens, workers
 from curbside_operator.dispatch.results import FolderResultStore
+from curbside_sim import cheats, tokens, workers
+from curbside_testbed import serve
 from tests.cluster import wait
 from tests.cluster.fleet.conftest import VN, Cars, OperatorProcess
 from tests.cluster.jobs.conftest import CHARGING, bring_up, condition, job_body, jobs_path, missed_signals

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import yaml
 
-from curbside_operator import dashboards
+from curbside_gen import dashboards
 from tests.cluster import wait
 
 

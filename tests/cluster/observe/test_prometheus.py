@@ -33,9 +33,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from curbside_agent.models import serve
 from curbside_operator import metrics
-from curbside_testbed import bed, fleet
+from curbside_testbed import bed, fleet, serve
 from tests.cluster import wait
 from tests.cluster.fleet.conftest import CHARGING, Cars, OperatorProcess, bring_up
 from tests.cluster.jobs.conftest import job_body, jobs_path, pods
@@ -80,7 +79,7 @@ def simulator(
     """``curbside sim`` with real workers and its metrics on ``sim_port``; stopped with SIGTERM."""
     kubeconfig = testbed.kubeconfig_for("curbside-sim-observe", groups=("system:masters",))
     clock, log = tmp_path / "clock.json", tmp_path / "sim.log"
-    argv = [sys.executable, "-m", "curbside_agent.sim.runner", "--cars", str(CARS), "--seed", str(SEED)]
+    argv = [sys.executable, "-m", "curbside_sim.runner", "--cars", str(CARS), "--seed", str(SEED)]
     argv += ["--start", START.isoformat(), "--speed", f"{SPEED:g}", "--battery-step", "5"]
     argv += [
         "--lease-seconds",

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from curbside_agent import metrics
-from curbside_agent.worker import metrics as worker_metrics
+from curbside_worker import metrics as worker_metrics
 
 NAME = re.compile(r"^curbside_agent_[a-z0-9_]+$")
 

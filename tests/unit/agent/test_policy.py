@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from curbside_agent import policy, state, status
 from curbside_agent.signals import reading
-from curbside_operator.api import policy as rulebook
-from curbside_operator.api.v1alpha1 import vehiclenode
+from curbside_api import policy as rulebook
+from curbside_api.v1alpha1 import vehiclenode
 
 NOW = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)  # a Friday
 R = policy.Reason

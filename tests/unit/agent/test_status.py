@@ -9,7 +9,7 @@ import pytest
 
 from curbside_agent import state, status
 from curbside_agent.signals import reading
-from curbside_operator.api.v1alpha1 import vehiclenode
+from curbside_api.v1alpha1 import vehiclenode
 
 T0 = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=7)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pydantic
 import pytest
 
-from curbside_operator.api import conditions
+from curbside_api import conditions
 
 T0 = datetime(2025, 1, 1, 8, 0, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=5)

@@ -17,8 +17,9 @@ import pydantic
 import pytest
 import yaml
 
-from curbside_operator.api import base, crdgen
-from curbside_operator.api.v1alpha1 import inferencejob, vehiclenode
+from curbside_api import base
+from curbside_api.v1alpha1 import inferencejob, vehiclenode
+from curbside_gen import crds
 
 REPO = Path(__file__).resolve().parents[3]
 MODELS = [inferencejob.InferenceJob, vehiclenode.VehicleNode]
@@ -26,7 +27,7 @@ IDS = [m.crd.kind for m in MODELS]
 
 
 def _schema(model: type[base.Resource]) -> dict[str, Any]:
-    return crdgen.schema(model)
+    return crds.schema(model)
 
 
 def _walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -40,8 +41,8 @@ def _walk(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str,
 
 
 def test_crds_are_fresh() -> None:
-    stale = crdgen.generate(REPO, check=True)
-    assert not stale, f"{stale}: run 'make generate' (python -m curbside_operator.api.crdgen) and commit"
+    stale = crds.generate(REPO, check=True)
+    assert not stale, f"{stale}: run 'make generate' (python -m curbside_gen.crds) and commit"
 
 
 def test_generated_files_say_so() -> None:
@@ -54,17 +55,17 @@ def test_check_catches_a_hand_edit_and_generate_repairs_it(tmp_path: Path) -> No
     shutil.copytree(REPO / "crds", tmp_path / "crds")
     edited = tmp_path / "crds" / "inferencejobs.curbside.dev.yaml"
     edited.write_text(edited.read_text().replace("maximum: 9\n", "maximum: 99\n", 1))
-    (tmp_path / "crds" / "old.curbside.dev.yaml").write_text(crdgen.HEADER + "kind: Gone\n")
+    (tmp_path / "crds" / "old.curbside.dev.yaml").write_text(crds.HEADER + "kind: Gone\n")
     (tmp_path / "crds" / "README.yaml").write_text("# not generated: left alone\n")
 
-    assert crdgen.main(["--check", "--out", str(tmp_path)]) == 1
+    assert crds.main(["--check", "--out", str(tmp_path)]) == 1
     assert "maximum: 99" in edited.read_text()  # --check changes nothing
 
-    assert sorted(crdgen.generate(tmp_path, check=False)) == [
+    assert sorted(crds.generate(tmp_path, check=False)) == [
         "crds/inferencejobs.curbside.dev.yaml: stale",
         "crds/old.curbside.dev.yaml: no longer generated",
     ]
-    assert crdgen.main(["--check", "--out", str(tmp_path)]) == 0
+    assert crds.main(["--check", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "crds" / "README.yaml").exists()
     assert not (tmp_path / "crds" / "old.curbside.dev.yaml").exists()
 
@@ -72,13 +73,13 @@ def test_check_catches_a_hand_edit_and_generate_repairs_it(tmp_path: Path) -> No
 def test_chart_gets_a_byte_identical_copy_when_it_exists(tmp_path: Path) -> None:
     (tmp_path / "charts" / "curbside").mkdir(parents=True)
     (tmp_path / "charts" / "curbside" / "Chart.yaml").write_text("name: curbside\n")
-    crdgen.generate(tmp_path, check=False)
+    crds.generate(tmp_path, check=False)
     for path in (tmp_path / "crds").glob("*.yaml"):
         assert (tmp_path / "charts" / "curbside" / "crds" / path.name).read_bytes() == path.read_bytes()
 
 
 def test_default_repo_root_is_this_checkout() -> None:
-    assert crdgen.repo_root() == REPO
+    assert crds.repo_root() == REPO
 
 
 @pytest.mark.parametrize("model", MODELS, ids=IDS)
@@ -178,12 +179,12 @@ class _Union(base.Resource):
 
 
 def test_unions_are_refused_at_generation_time() -> None:
-    with pytest.raises(crdgen.GeneratorError, match=r"^\.spec: unions are not structural"):
-        crdgen.schema(_Union)
+    with pytest.raises(crds.GeneratorError, match=r"^\.spec: unions are not structural"):
+        crds.schema(_Union)
 
 
 def test_crd_names_and_columns() -> None:
-    crd = yaml.safe_load(crdgen.render(inferencejob.InferenceJob))
+    crd = yaml.safe_load(crds.render(inferencejob.InferenceJob))
     assert crd["spec"]["names"]["shortNames"] == ["ij"]
     assert crd["spec"]["names"]["categories"] == ["curbside"]
     assert crd["spec"]["scope"] == "Namespaced"
@@ -191,7 +192,7 @@ def test_crd_names_and_columns() -> None:
     assert version["subresources"] == {"status": {}}
     columns = {c["name"]: c.get("priority", 0) for c in version["additionalPrinterColumns"]}
     assert columns == {"Status": 0, "Progress": 0, "Units": 0, "Cars": 0, "Age": 0, "Model": 1, "Message": 1}
-    car = yaml.safe_load(crdgen.render(vehiclenode.VehicleNode))
+    car = yaml.safe_load(crds.render(vehiclenode.VehicleNode))
     assert car["spec"]["scope"] == "Cluster"
     assert car["spec"]["names"]["shortNames"] == ["vn"]
     assert [c["name"] for c in car["spec"]["versions"][0]["additionalPrinterColumns"]][:6] == [

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curbside_operator.api import intervals
+from curbside_api import intervals
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from curbside_operator.api import base
-from curbside_operator.api.v1alpha1 import inferencejob, vehiclenode
+from curbside_api import base
+from curbside_api.v1alpha1 import inferencejob, vehiclenode
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))

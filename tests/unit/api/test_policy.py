@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from curbside_operator.api import policy
-from curbside_operator.api.v1alpha1 import vehiclenode
+from curbside_api import policy
+from curbside_api.v1alpha1 import vehiclenode
 
 NOW = datetime(2025, 3, 7, 12, 0, tzinfo=UTC)  # a Friday
 R = policy.Reason

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curbside_operator.api import base, crdgen
-from curbside_operator.api.v1alpha1 import inferencejob, vehiclenode
+from curbside_api import base
+from curbside_api.v1alpha1 import inferencejob, vehiclenode
+from curbside_gen import crds
 from tests.unit.api import crd_strategies
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -29,12 +30,12 @@ CEL_PATHS = {
 CASES = [
     pytest.param(
         inferencejob.InferenceJob,
-        crd_strategies.resource(crdgen.crd(inferencejob.InferenceJob), namespace="ns"),
+        crd_strategies.resource(crds.crd(inferencejob.InferenceJob), namespace="ns"),
         id="InferenceJob",
     ),
     pytest.param(
         vehiclenode.VehicleNode,
-        crd_strategies.resource(crdgen.crd(vehiclenode.VehicleNode)),
+        crd_strategies.resource(crds.crd(vehiclenode.VehicleNode)),
         id="VehicleNode",
     ),
 ]

@@ -7,10 +7,10 @@ from typing import Any
 
 import pydantic
 
-from curbside_operator.api import conditions as conds
-from curbside_operator.api import sharing
-from curbside_operator.api.v1alpha1 import vehiclenode as vn
-from curbside_operator.handlers.fleet_runtime import hold_car
+from curbside_api import conditions as conds
+from curbside_api import sharing
+from curbside_api.v1alpha1 import vehiclenode as vn
+from curbside_operator.controllers.fleet import hold_car
 from curbside_operator.reconcile import vehiclenode as car
 from tests.unit.reconcile.test_vehiclenode import GRACE, NOW, lease, make_car, node
 

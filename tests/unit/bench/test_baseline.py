@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from curbside_testbed.bench import baseline
+from curbside_bench import baseline
 
 
 def test_each_eviction_gets_the_first_pod_created_after_it() -> None:

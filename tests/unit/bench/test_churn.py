@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from curbside_testbed.bench import churn, stats
+from curbside_bench import churn, stats
 
 
 def test_spans_count_only_their_part_inside_the_window() -> None:

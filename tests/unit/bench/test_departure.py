@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from curbside_testbed.bench import departure
-from curbside_testbed.bench.curbside import PodWrite
+from curbside_bench import departure
+from curbside_bench.curbside import PodWrite
 
 
 def test_creates_before_the_first_silent_pod_was_deleted_are_not_replacements() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from curbside_testbed.bench import footprint, kit
+from curbside_bench import footprint, kit
 
 LEASES = 'component="apiserver",dry_run="",group="coordination.k8s.io",resource="leases",scope="resource"'
 NODES = 'component="apiserver",dry_run="",group="",resource="nodes",scope="resource"'

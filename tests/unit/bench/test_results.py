@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from curbside_testbed.bench import cli, kit, plots, results
-from curbside_testbed.bench.results import Row, Scenario
+from curbside_bench import cli, kit, plots, results
+from curbside_bench.results import Row, Scenario
 
 ENV = {
     "machine": {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from curbside_testbed.bench import stats
+from curbside_bench import stats
 
 
 def test_percentile_interpolates_between_ranks_like_numpy() -> None:

@@ -1,6 +1,6 @@
 """Dashboards as code: generated fresh, every query built from declared metric names.
 
-The chart's ``dashboards/*.json`` must be exactly what ``curbside_operator.dashboards``
+The chart's ``dashboards/*.json`` must be exactly what ``curbside_gen.dashboards``
 builds (``make verify`` runs the same check); every panel query names only metrics that
 ``curbside_operator.metrics``, the agent's or the worker's metric module declares (the
 dashboards import their ``*_NAME`` constants, so a rename fails here, not in Grafana); every
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from curbside_agent import metrics as agent_metrics
-from curbside_agent.worker import metrics as worker_metrics
-from curbside_operator import dashboards
+from curbside_gen import dashboards
 from curbside_operator import metrics as m
+from curbside_worker import metrics as worker_metrics
 
 REPO = Path(__file__).resolve().parents[3]
 DECLARED = {

@@ -85,15 +85,26 @@ def test_worker_builds_on_triton_and_serves_the_repository() -> None:
     (base,) = resolved_bases(path)
     assert base.startswith("nvcr.io/nvidia/tritonserver:")
     steps = instructions(path)
-    assert ("COPY", "node-agent/curbside_agent/models/repository /models") in steps
+    assert ("COPY", "worker/curbside_worker/repository /models") in steps
     # The operator's pods run it as user 1000 with args ["worker"] (reconcile/pods.py).
-    assert any(w == "RUN" and "/usr/local/bin/worker" in r and "curbside worker" in r for w, r in steps)
+    assert any(w == "RUN" and "/usr/local/bin/worker" in r and "curbside-worker" in r for w, r in steps)
     assert ("USER", "1000:1000") in steps
     assert not any(w == "ENTRYPOINT" for w, _ in steps)  # NVIDIA's entrypoint runs its arguments
 
 
 @pytest.mark.parametrize("name", ["operator", "agent"])
-def test_python_images_run_curbside(name: str) -> None:
+def test_python_images_run_their_own_command(name: str) -> None:
     steps = instructions(REPO / "docker" / f"{name}.Dockerfile")
-    assert ("ENTRYPOINT", '["curbside"]') in steps
+    assert ("ENTRYPOINT", f'["curbside-{name}"]') in steps
     assert ("USER", "65532:65532") in steps  # the chart's podSecurityContext.runAsUser
+
+
+@pytest.mark.parametrize(
+    ("name", "packages"),
+    [("operator", {"api", "operator"}), ("agent", {"api", "agent"}), ("worker", {"api", "worker"})],
+)
+def test_each_image_copies_only_the_packages_it_runs(name: str, packages: set[str]) -> None:
+    """An image holds its own package and the API, never the tooling or another image's code."""
+    steps = instructions(REPO / "docker" / f"{name}.Dockerfile")
+    copied = {r.split()[0].split("/")[0] for w, r in steps if w == "COPY" and not r.startswith("--from")}
+    assert copied == packages

@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
 from curbside_agent import metrics as agent_metrics
-from curbside_agent.worker import metrics as worker_metrics
 from curbside_operator import metrics as operator_metrics
+from curbside_worker import metrics as worker_metrics
 
 REPO = Path(__file__).resolve().parents[3]
 MODULES: dict[str, ModuleType] = {

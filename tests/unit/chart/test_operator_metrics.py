@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator import metrics, settings
-from curbside_operator.api.v1alpha1 import vehiclenode as vn
-from curbside_operator.handlers import fleet_runtime, startup
+from curbside_operator.controllers import fleet as fleet_runtime
+from curbside_operator.handlers import startup
 
 
 def car(name: str, state: str, *, eligible: bool, reasons: list[str]) -> vn.VehicleNode:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from curbside_operator.api.v1alpha1 import inferencejob
+from curbside_api.v1alpha1 import inferencejob
 from curbside_operator.dispatch import inputs
 
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from curbside_operator.api import intervals
+from curbside_api import intervals
 from curbside_operator.dispatch.ledger import Commit, Fenced
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from tests.unit.dispatch.conftest import JOB, T0

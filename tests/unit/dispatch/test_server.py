@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
-from curbside_operator.api.v1alpha1 import inferencejob
+from curbside_api.v1alpha1 import inferencejob
 from curbside_operator.dispatch import auth, inputs, results, server
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger

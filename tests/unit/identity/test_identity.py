@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from curbside_operator.api.v1alpha1 import vehiclenode
+from curbside_api.v1alpha1 import vehiclenode
 from curbside_testbed import identity, pki
 
 REPO = Path(__file__).resolve().parents[3]

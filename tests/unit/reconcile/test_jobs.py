@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from curbside_operator.api import conditions as conds
-from curbside_operator.api.v1alpha1 import inferencejob as ij
-from curbside_operator.api.v1alpha1 import vehiclenode as vn
+from curbside_api import conditions as conds
+from curbside_api.v1alpha1 import inferencejob as ij
+from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator.dispatch import ledger
 from curbside_operator.reconcile import jobs
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from curbside_operator.api.v1alpha1 import inferencejob as ij
+from curbside_api.v1alpha1 import inferencejob as ij
 from curbside_operator.reconcile import placement
 
 REPO = Path(__file__).resolve().parents[3]

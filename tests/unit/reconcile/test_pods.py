@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from curbside_operator.api.v1alpha1 import inferencejob as ij
+from curbside_api.v1alpha1 import inferencejob as ij
 from curbside_operator.reconcile import placement, pods
 
 
@@ -138,7 +138,7 @@ def test_worker_and_triton_share_one_memory_backed_dev_shm() -> None:
 
 
 def test_the_simulators_kubelet_finds_the_token_the_pod_asks_for() -> None:
-    from curbside_agent.sim import podspec
+    from curbside_sim import podspec
 
     body = _body()
     body["metadata"]["uid"] = "pod-uid-1"
@@ -153,7 +153,7 @@ def test_the_simulators_kubelet_finds_the_token_the_pod_asks_for() -> None:
 
 
 def test_curbside_worker_configures_itself_from_the_pod_env(monkeypatch: Any, tmp_path: Any) -> None:
-    from curbside_agent.worker import cli
+    from curbside_worker import cli
 
     worker = next(c for c in _body()["spec"]["containers"] if c["name"] == "worker")
     for item in worker["env"]:

@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from curbside_operator.api.v1alpha1 import vehiclenode as vn
+from curbside_api.v1alpha1 import vehiclenode as vn
+from curbside_operator.controllers import standings
 from curbside_operator.dispatch.ledger import Standing
-from curbside_operator.handlers import standings
 from curbside_operator.reconcile import vehiclenode as car
 from tests.unit.reconcile.test_vehiclenode import GRACE, NOW, _applied, lease, make_car, node
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from curbside_operator.api import conditions as conds
-from curbside_operator.api.v1alpha1 import vehiclenode as vn
+from curbside_api import conditions as conds
+from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator.reconcile import vehiclenode as car
 
 REPO = Path(__file__).resolve().parents[3]

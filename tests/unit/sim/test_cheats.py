@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from curbside_agent.models import workloads
-from curbside_agent.sim import cheats
 from curbside_operator.dispatch.results import within
+from curbside_sim import cheats
+from curbside_worker.workloads import catalog
 
 
 def honest(unit: int) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def test_lies_differ_beyond_any_tolerance_and_are_recorded(mode: str) -> None:
     for unit in range(20):
         lie = liar.tell(honest(unit), unit=unit)
         assert not within(lie, honest(unit), 0.01)
-        assert (unit, workloads.output_hash(lie)) in forged
+        assert (unit, catalog.output_hash(lie)) in forged
         assert lie["unit"] == unit  # the values lie, not the unit: quorum and probes must catch it
     assert len(forged) == 20
 
@@ -55,4 +55,4 @@ def test_a_replayer_sends_its_first_result_again_for_every_later_unit() -> None:
     assert liar.tell(honest(0), unit=0) == honest(0)  # nothing to replay yet: honest, and kept
     assert forged == set()
     assert liar.tell(honest(5), unit=5) == honest(0)
-    assert forged == {(5, workloads.output_hash(honest(0)))}  # unit 0's honest output is no lie for 0
+    assert forged == {(5, catalog.output_hash(honest(0)))}  # unit 0's honest output is no lie for 0

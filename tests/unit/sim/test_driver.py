@@ -12,7 +12,7 @@ import pytest
 
 from curbside_agent import agent, interlock, policy
 from curbside_agent.signals import sources
-from curbside_agent.sim import driver, mobility
+from curbside_sim import driver, mobility
 
 START = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
 LEASE = 10.0

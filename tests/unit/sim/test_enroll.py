@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from curbside_agent import policy
-from curbside_agent.sim import enroll, runner
-from curbside_operator.api.v1alpha1 import vehiclenode
+from curbside_api.v1alpha1 import vehiclenode
+from curbside_sim import enroll, runner
 from curbside_testbed import fleet as testbed_fleet
 
 

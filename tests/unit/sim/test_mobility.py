@@ -10,7 +10,7 @@ import pytest
 
 from curbside_agent import state
 from curbside_agent.signals import reading
-from curbside_agent.sim import mobility, profiles
+from curbside_sim import mobility, profiles
 
 START = datetime(2025, 3, 3, tzinfo=UTC)  # a Monday, midnight
 DAYS = 3

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from curbside_agent.sim import driver, mobility, pace, runner
+from curbside_sim import driver, mobility, pace, runner
 
 START = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
 

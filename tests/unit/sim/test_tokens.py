@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from curbside_agent.sim import podspec, tokens, workers
+from curbside_sim import podspec, tokens, workers
 from tests.cluster import wait
 from tests.unit.sim.test_workers import CAR, Fleet, make_pool, pod
 from tests.unit.worker.fake_dispatcher import FakeDispatcher

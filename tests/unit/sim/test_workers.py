@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from curbside_agent.models import minilm
 from curbside_agent.signals import reading, sources
-from curbside_agent.sim import driver, runner, workers
-from curbside_agent.worker import runner as worker_runner
+from curbside_sim import driver, runner, workers
+from curbside_worker import runner as worker_runner
+from curbside_worker.workloads import minilm
 from tests.cluster import wait
 from tests.unit.worker.fake_dispatcher import FakeDispatcher
 from tests.unit.worker.test_worker import TOKEN, FakeTriton, generated

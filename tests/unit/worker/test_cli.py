@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from curbside_agent.worker import cli
-from curbside_agent.worker.dispatcher import Backoff, parse_deadline
+from curbside_worker import cli
+from curbside_worker.dispatcher import Backoff, parse_deadline
 
 
 def test_configuration_comes_from_the_environment_and_flags_win(
@@ -85,7 +85,7 @@ def test_backoff_doubles_with_jitter_up_to_its_ceiling_and_resets() -> None:
 
 def test_the_worker_never_imports_torch_or_transformers() -> None:
     code = (
-        "import sys, curbside_agent.worker.cli, curbside_agent.worker.runner;"
+        "import sys, curbside_worker.cli, curbside_worker.runner;"
         "heavy = sorted(m for m in ('torch', 'transformers', 'pytriton') if m in sys.modules);"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

@@ -10,7 +10,7 @@ import numpy as np
 import tritonclient.utils.shared_memory as tshm
 from tritonclient.utils import InferenceServerException
 
-from curbside_agent.worker import shm
+from curbside_worker import shm
 
 
 class Server:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from curbside_agent.worker import dispatcher as dp
-from curbside_agent.worker import runner
-from curbside_agent.worker.token import DispatcherToken, TokenUnavailable
+from curbside_worker import dispatcher as dp
+from curbside_worker import runner
+from curbside_worker.token import DispatcherToken, TokenUnavailable
 from tests.unit.worker.fake_dispatcher import FakeDispatcher
 from tests.unit.worker.test_worker import FakeTriton, generated, make_worker
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from curbside_agent.models import minilm
-from curbside_agent.worker import runner
-from curbside_agent.worker.triton import Aborted, Arrays
+from curbside_worker import runner
+from curbside_worker.triton import Aborted, Arrays
+from curbside_worker.workloads import minilm
 from tests.unit.worker.fake_dispatcher import FakeDispatcher
 
 TOKEN = "s3cret"
@@ -203,7 +203,7 @@ def test_non_ascii_results_hash_as_the_dispatcher_does() -> None:
 def test_a_rejected_result_is_released_with_an_error_and_ends_the_worker(
     dispatcher: FakeDispatcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner.workloads, "output_hash", lambda result: "0" * 64)
+    monkeypatch.setattr(runner.catalog, "output_hash", lambda result: "0" * 64)
     assert make_worker(dispatcher, FakeTriton()).run() == runner.EXIT_REJECTED
     assert without_renewals(dispatcher.kinds(0)) == ["lease", "bad-hash", "release-error"]
     assert dispatcher.committed == 0

@@ -1,0 +1,1 @@
+"""The developer's ``curbside`` command (tooling: in no image)."""

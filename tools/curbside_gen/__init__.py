@@ -1,0 +1,7 @@
+"""Generators: everything checked in that code produces (CRDs, Grafana dashboards).
+
+``crds`` renders the CustomResourceDefinitions from the typed models in ``curbside_api``;
+``dashboards`` renders the Grafana dashboards from the metric names the operator, the agent and
+the worker declare. ``make generate`` runs both; ``make verify`` fails when what they produce
+differs from what is committed.
+"""

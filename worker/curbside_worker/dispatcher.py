@@ -1,0 +1,201 @@
+"""The worker's side of the dispatcher protocol: lease, renew, complete, release.
+
+Why this exists: the dispatcher (served by the operator, DESIGN §4) is the only place the
+worker learns what to do and the only place its work counts. This module turns the HTTP
+contract into four calls and a small set of outcomes the worker's loop can act on:
+
+- ``Lease`` (or None: no work now, HTTP 204);
+- ``Fenced``: this attempt may no longer act on its unit (409): drop the unit, never retry;
+- ``UnknownJob``: the job is gone (404): stop;
+- ``Refused``: the dispatcher does not accept our token (401 even after re-reading the rotated
+  token file, or 403: this token may not act for this car or job): stop, retrying cannot help;
+- ``BadRequest``: 400 or another 4xx: our request is wrong, repeating it cannot help;
+- ``Unavailable``: no answer, a timeout or a 5xx (503: the dispatcher cannot check tokens now),
+  or no token file yet: the dispatcher is restarting or unreachable, so the caller backs off
+  and tries again; every call here is safe to repeat (a lease repeated after a lost reply gets
+  the same attempt back, a repeated completion the same commit).
+
+Wire contract (every request carries ``Authorization: Bearer <token>``; J = /v1/jobs/{ns}/{name})::
+
+    POST J/lease                 {"car","owner"}   -> 200 {"unit","attempt","deadline","input"} | 204 | 404
+    POST J/units/{u}/renew       {"car","attempt"} -> 200 {"deadline"} | 409 {"error": "Fenced"}
+    POST J/units/{u}/complete    {"car","attempt","outputHash","result"}
+                                                   -> 200 {"commitId","duplicate"} | 409
+    POST J/units/{u}/release     {"car","attempt","error"?} -> 200
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import urllib.parse
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from curbside_worker.token import DispatcherToken, TokenUnavailable
+
+
+class DispatcherError(Exception):
+    """Base of the outcomes below."""
+
+
+class Fenced(DispatcherError):
+    """The attempt is no longer live (stale, fenced, expired): drop the unit."""
+
+
+class UnknownJob(DispatcherError):
+    """The dispatcher does not know the job (deleted, or never there)."""
+
+
+class Refused(DispatcherError):
+    """The dispatcher refused our credentials."""
+
+
+class Unavailable(DispatcherError):
+    """No usable answer: back off and try again."""
+
+
+class BadRequest(DispatcherError):
+    """The dispatcher says our request is wrong (400, other 4xx): repeating it cannot help."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Lease:
+    unit: int
+    attempt: int
+    deadline: datetime | None
+    input: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitReply:
+    commit_id: str
+    duplicate: bool
+
+
+def parse_deadline(value: Any) -> datetime | None:
+    """An RFC 3339 string or epoch seconds as an aware datetime (None if absent or unreadable)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+class Backoff:
+    """Exponential backoff with full jitter: ``next()`` seconds to wait, ``reset()`` on success."""
+
+    def __init__(
+        self, *, initial: float = 0.2, maximum: float = 5.0, rng: random.Random | None = None
+    ) -> None:
+        self.initial, self.maximum = initial, maximum
+        self._rng = rng or random.Random()
+        self._failures = 0
+
+    def next(self) -> float:
+        ceiling = min(self.maximum, self.initial * 2**self._failures)
+        self._failures += 1
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._failures = 0
+
+    @property
+    def failures(self) -> int:
+        return self._failures
+
+
+class DispatcherClient:
+    """One worker's view of one job on one dispatcher."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        namespace: str,
+        name: str,
+        car: str,
+        owner: str,
+        token: str | DispatcherToken,
+        timeout: float = 10.0,
+    ) -> None:
+        quote = urllib.parse.quote
+        self.car, self.owner = car, owner
+        self.job_path = f"/v1/jobs/{quote(namespace, safe='')}/{quote(name, safe='')}"
+        self.token = token if isinstance(token, DispatcherToken) else DispatcherToken(token=token)
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), auth=self.token, timeout=timeout)
+
+    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            response = self._http.post(self.job_path + path, json=body)
+        except (httpx.HTTPError, TokenUnavailable) as error:
+            raise Unavailable(f"{type(error).__name__}: {error}") from error
+        if response.status_code >= 500:
+            raise Unavailable(f"HTTP {response.status_code} from {path}")
+        if response.status_code in (401, 403):
+            raise Refused(f"HTTP {response.status_code} from {path}: {response.text[:200]}")
+        if response.status_code == 404:
+            raise UnknownJob(f"{self.job_path}: {response.text[:200]}")
+        if response.status_code == 409:
+            raise Fenced(_error_text(response))
+        if response.status_code not in (200, 204):
+            raise BadRequest(f"HTTP {response.status_code} from {path}: {response.text[:200]}")
+        return response
+
+    def lease(self) -> Lease | None:
+        response = self._post("/lease", {"car": self.car, "owner": self.owner})
+        if response.status_code == 204:
+            return None
+        body = response.json()
+        return Lease(
+            unit=int(body["unit"]),
+            attempt=int(body["attempt"]),
+            deadline=parse_deadline(body.get("deadline")),
+            input=dict(body.get("input") or {}),
+        )
+
+    def renew(self, lease: Lease) -> datetime | None:
+        response = self._post(f"/units/{lease.unit}/renew", {"car": self.car, "attempt": lease.attempt})
+        return parse_deadline(response.json().get("deadline"))
+
+    def complete(self, lease: Lease, *, result: dict[str, Any], output_hash: str) -> CommitReply:
+        body = {"car": self.car, "attempt": lease.attempt, "outputHash": output_hash, "result": result}
+        reply = self._post(f"/units/{lease.unit}/complete", body).json()
+        return CommitReply(
+            commit_id=str(reply.get("commitId", "")), duplicate=bool(reply.get("duplicate", False))
+        )
+
+    def release(self, lease: Lease, *, error: str | None = None) -> None:
+        """Give the unit back; with ``error`` the attempt counts as failed (bad input, a bug)."""
+        body: dict[str, Any] = {"car": self.car, "attempt": lease.attempt}
+        if error is not None:
+            body["error"] = error[:1000]
+        self._post(f"/units/{lease.unit}/release", body)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DispatcherClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        return " ".join(str(body[key]) for key in ("error", "reason", "message") if key in body) or str(body)
+    return str(body)
