@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml $(foreach p,$(PROJECTS),$(p)/pyproject.toml)
 
 venv: $(STAMP)
 
-# Builds etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm from
-# pinned Go modules into ~/.cache/curbside (once per machine; prints progress).
+# Builds etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and helm, and the
+# tests' prometheus and promtool, from pinned Go modules into ~/.cache/curbside (once per
+# machine; prints progress).
 testbed-build: venv
 	$(BIN)/curbside testbed build
 
@@ -31,8 +32,7 @@ testbed-build: venv
 # curbside_api (into crds/ and the chart's crds/), Grafana dashboards from the metric names the
 # operator, agent and worker declare (into charts/curbside/dashboards/).
 generate: venv
-	$(BIN)/python -m curbside_gen.crds
-	$(BIN)/python -m curbside_gen.dashboards
+	$(BIN)/python -m curbside_gen
 
 # Regenerates everything generated and fails on any difference, then lint and types.
 verify: generate lint typecheck importlint

@@ -1,7 +1,7 @@
 """How fast the work-unit ledger leases and commits: operations per second and lease latency.
 
-Why this exists: the dispatcher sits on the path of every unit a car runs, and DESIGN.md §8
-asks for 10,000 cars. This drives ``SqliteLedger`` the way the dispatcher does, on a SQLite
+Why this exists: the dispatcher sits on the path of every unit a car runs, and Curbside is
+built for 10,000 cars. This drives ``SqliteLedger`` the way the dispatcher does, on a SQLite
 file on disk (not tmpfs): every unit is leased by one of ``--cars`` cars and committed, one
 transaction each. It prints, for both durability settings (``durable=True``: an fsync per
 transaction; ``False``: WAL without fsync, which a SIGKILL cannot hurt but a power cut can),

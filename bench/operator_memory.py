@@ -1,13 +1,13 @@
 """What the operator holds in memory per car and per pod, measured offline at fleet scale.
 
-Why this exists: DESIGN §8 asks for at most 250 MB of operator RSS with 10,000 cars and
-10,000 pods, and the full bench (an hour on the 2-core machine) is too slow a loop for
-finding where the memory goes. This feeds the operator's own state objects (``FleetState``
-and ``JobState``, the ones its watches feed) with what those watches deliver at 10,000 cars:
-kwok car Nodes as the test bed makes them, their VehicleNodes as the operator enrolls them
-with a car's report and the operator's status, their Leases, and one inference pod per car
-as the job loop creates it (kwok's Running status added). No API server is involved; the
-figures are the state's own cost, not the transient cost of the watches that fill it.
+Why this exists: Curbside's target (docs/design.md, Numbers) is at most 250 MB of operator RSS
+with 10,000 cars and 10,000 pods, and the full bench (an hour on the 2-core machine) is too
+slow a loop for finding where the memory goes. This feeds the operator's own state objects
+(``FleetState`` and ``JobState``, the ones its watches feed) with what those watches deliver at
+10,000 cars: kwok car Nodes as the test bed makes them, their VehicleNodes as the operator
+enrolls them with a car's report and the operator's status, their Leases, and one inference pod
+per car as the job loop creates it (kwok's Running status added). No API server is involved;
+the figures are the state's own cost, not the transient cost of the watches that fill it.
 
     .venv/bin/python bench/operator_memory.py --cars 10000 --pods 10000
 
@@ -35,7 +35,7 @@ from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator import handlers as _handlers  # noqa: F401  (the operator's imports, as it runs)
 from curbside_operator import settings
 from curbside_operator.controllers.fleet import FleetState
-from curbside_operator.controllers.jobs import JobState
+from curbside_operator.controllers.job_state import JobState
 from curbside_operator.reconcile import pods, vehiclenode
 from curbside_testbed.fleet import car_name, car_node
 
@@ -212,7 +212,7 @@ def main() -> None:
             fleet.car_event("ADDED", car_name(i), car_body(i, node_body(i)))
     measure("VehicleNodes", args.cars)
     for i in range(args.cars):
-        fleet.lease_event("MODIFIED", car_name(i), NOW - timedelta(seconds=i % 10), 40)
+        fleet.lease_event("MODIFIED", car_name(i), NOW - timedelta(seconds=i % 10))
     measure("car Leases", args.cars)
     for i in range(min(args.pods, args.cars)):
         jobs.pod_event("ADDED", pod_body_for(i, job))

@@ -1,11 +1,12 @@
 """What one job-loop round costs the operator at fleet size: ``reconcile.jobs.plan_jobs``.
 
-Why this exists: at 10,000 cars on two cores the operator spent most of its CPU re-planning
-(py-spy during attempt 11's departures: 83 % of its samples in the job loop, 63 % building a
-placement candidate of every car), which left its dispatcher about 20 requests/s. A round now
-judges the fleet only when some job has room for another car. This prints, per fleet size,
-the milliseconds of a round whose jobs are all full (the steady state) next to a round where
-one job has room (what every round cost before), measured in the same process.
+Why this exists: at 10,000 cars on two cores, judging the fleet (a placement candidate of
+every car) is the expensive part of a round: profiled with py-spy during the full bench's
+departures with every round judging it, the job loop took 83 % of the operator's samples and
+building the candidates 63 %, which left its dispatcher about 20 requests/s. So a round judges
+the fleet only when some job has room for another car. This prints, per fleet size, the
+milliseconds of a round whose jobs are all full (the steady state) next to a round where one
+job has room (one that judges the fleet), measured in the same process.
 
     .venv/bin/python bench/plan_round.py [--cars 1000 10000] [--rounds 20]
 """
@@ -14,14 +15,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from datetime import timedelta
-
-from tests.unit.reconcile.test_jobs import NOW, car, job, pod, summary
+from pathlib import Path
 
 from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator.dispatch import ledger
 from curbside_operator.reconcile import jobs
+
+# The planner's input builders are the table tests' (tests/support/planning.py): the repository
+# root is not on the path when this runs as a script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.planning import NOW, car, job, pod, summary
 
 Fleet = dict[str, vn.VehicleNode]
 Sums = dict[str, ledger.Summary]

@@ -1,13 +1,14 @@
 """What one job-loop round that places thousands of pods holds in memory at once.
 
-Why this exists: the full bench's footprint scenario (attempt 14) applies two jobs of 3,500
-cars each at 10,000 cars, and the operator's RSS went from 180 to 237 MiB in the first
-seconds of that round, and stayed there (CPython rarely hands freed memory back). The job loop
-starts every create of a round at once and lets ``write_concurrency`` of them talk to the API
-server; each create used to build its pod body *before* waiting for its turn, so a round of
-7,000 creates held 7,000 bodies. This replays such a round with the real ``pod_body``, a
-write limit of 32 and a request that only yields, building each body before the limit (as
-before) and under it (as now), and prints ``tracemalloc``'s peak for each, in one process.
+Why this exists: the full bench's footprint scenario applies two jobs of 3,500 cars each at
+10,000 cars, and what the operator holds during that round stays in its RSS (CPython rarely
+hands freed memory back). The job loop starts every create of a round at once and lets
+``write_concurrency`` of them talk to the API server; a create that built its pod body
+*before* waiting for its turn would make a round of 7,000 creates hold 7,000 bodies (the
+operator's RSS went from 180 to 237 MiB in that round's first seconds when it did), so each
+create builds its body under the limit. This replays such a round with the real ``pod_body``,
+a write limit of 32 and a request that only yields, building each body before the limit and
+under it (as the job loop does), and prints ``tracemalloc``'s peak for each, in one process.
 
     .venv/bin/python bench/pod_create_memory.py [--pods 7000] [--limit 32]
 """

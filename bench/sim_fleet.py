@@ -1,9 +1,10 @@
 """How many simulated cars one simulator process carries: speed-up, API writes, CPU and memory.
 
-Why this exists: issue 4 asks for 10,000 simulated cars on a 2-core machine, and for the
-speed-up, API writes per second and agent CPU and memory per 1,000 cars in its closing note.
-This runs the simulator's own driver (``curbside_sim.driver``) with the real agents
-(policy, interlock, status, departure prediction, Lease timing) in one of two modes:
+Why this exists: one simulator process must carry 10,000 simulated cars on a 2-core machine;
+this measures its speed-up, API writes per second and agent CPU and memory per 1,000 cars
+(docs/agent.md shows the figures). It runs the simulator's own driver (``curbside_sim.driver``)
+with the real agents (policy, interlock, status, departure prediction, Lease timing) in one of
+two modes:
 
 - ``--null`` (default without ``--kubeconfig``): every agent reports to an in-process counter
   instead of the API server, so the figures are the agents' and the mobility model's own cost,

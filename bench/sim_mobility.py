@@ -1,7 +1,7 @@
 """How fast the fleet simulator's mobility model runs: simulated seconds per wall-clock second.
 
-Why this exists: issue 4 asks for 10,000 simulated cars on a 2-core machine and a speed-up
-factor in its closing note. This drives ``curbside_sim.mobility.Fleet`` alone (no
+Why this exists: the simulator must move 10,000 simulated cars on a 2-core machine faster
+than real time. This drives ``curbside_sim.mobility.Fleet`` alone (no
 agents, no API server) the way the simulator process does, in fixed simulated steps, and
 prints two lines to paste into a report. On a shared machine the wall-clock speed-up depends
 on the load; the CPU-second figure is what one free core delivers.

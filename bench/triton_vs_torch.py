@@ -1,10 +1,10 @@
-"""Throughput of the Triton path against in-process torch, for both workloads (DESIGN §8).
+"""Throughput of the Triton path against in-process torch, for both workloads.
 
-Why this exists: a car's worker reaches its model only through Triton (gRPC, dynamic
-batching, PyTriton's or the Python backend's copies). DESIGN §8 asks that this costs at most
-5 %: Triton path >= 0.95x the items per second of calling the same torch code in-process with
-the same batches. ANCHORS §3 puts well-configured Triton overhead at 0.1-0.5 ms per request
-and PyTriton's extra copy at about 5 % latency; this measures ours.
+Why this exists: a car's worker reaches its model only through Triton (gRPC, dynamic batching,
+PyTriton's or the Python backend's copies). Curbside's target (docs/design.md, Numbers) is that
+this costs at most 5 %: Triton path >= 0.95x the items per second of calling the same torch
+code in-process with the same batches. Well-configured Triton adds about 0.1-0.5 ms per request
+and PyTriton's extra copy about 5 % latency; this measures ours.
 
 Method: one Triton server (both models) in a child process: by default ``tritonserver`` on the
 model repository a car's pod loads (Python backend, ``--server repository``), or PyTriton as

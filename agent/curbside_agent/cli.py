@@ -1,4 +1,4 @@
-"""``curbside agent``: one car's node agent as a process (the top-level ``curbside`` hands over here).
+"""``curbside-agent``: one car's agent as a process (the agent image's command; ``curbside agent`` too).
 
 Why this module exists: on a car the agent is a long-running process with a handful of flags:
 which car it is, where the car's signals come from, which credentials reach the API server,
@@ -50,8 +50,8 @@ def source(spec: str) -> sources.VehicleSignals:
     raise ValueError(f"--source {spec!r}: use file:PATH or an http(s):// URL")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="curbside agent", description="Run one car's node agent.")
+def parser(prog: str = "curbside-agent") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Run one car's agent.")
     p.add_argument("--vehicle", required=True, help="the car's name (its Node, VehicleNode and Lease)")
     p.add_argument("--source", required=True, help="vehicle signals: file:PATH or http(s)://URL")
     p.add_argument("--kubeconfig", type=Path, help="credentials (default: $KUBECONFIG, else in-cluster)")
@@ -168,9 +168,9 @@ def until_signalled(work: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     return asyncio.run(main_loop())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``curbside agent ...``: run until SIGTERM/SIGINT; the exit code (see the module docstring)."""
-    args = parse(parser(), argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = "curbside-agent") -> int:
+    """``curbside-agent ...``: run until SIGTERM/SIGINT; the exit code (see the module docstring)."""
+    args = parse(parser(prog), argv)
     if isinstance(args, int):
         return args
     stop_metrics = metrics.serve(args.metrics_port, args.metrics_host) if args.metrics_port else None

@@ -1,7 +1,7 @@
 """The car's safety interlock: when the car leaves Park, local work stops before anyone is told.
 
 Why this module exists: the owner driving off must stop compute on the car within
-milliseconds, whatever the network or the control plane are doing (ANCHORS §2.2). Eviction
+milliseconds, whatever the network or the control plane are doing. Eviction
 from the control plane takes minutes and needs a network; the interlock needs neither. Its one
 rule is an ordering: **stop first, report second.** ``enforce`` delivers the stop to every
 registered worker (SIGTERM to processes, stop callbacks for everything else), records that,

@@ -2,12 +2,12 @@
 
 Why this module exists: the agent loop only knows the ``Reporter`` protocol (renew the Lease,
 patch the status); this is the implementation that speaks HTTP to a real API server. It is
-deliberately small and built on httpx rather than a Kubernetes client library: the car's
-image stays light (ANCHORS §5.1: the official client alone is most of a Python operator's
-memory), and the fleet simulator can run ten thousand reporters over one shared
-``httpx.AsyncClient`` (one connection pool, one TLS context) in one process.
+deliberately small and built on httpx rather than a Kubernetes client library: the car's image
+stays light (the official client alone is most of a Python operator's memory), and the fleet
+simulator can run ten thousand reporters over one shared ``httpx.AsyncClient`` (one connection
+pool, one TLS context) in one process.
 
-What a car writes, and how often (DESIGN §6, §8):
+What a car writes, and how often (docs/agent.md):
 
 - **Lease** ``coordination.k8s.io/v1`` ``curbside-cars/<car>``: ``holderIdentity`` is the
   car, ``leaseDurationSeconds`` the agent's renewal period, ``renewTime`` (microseconds) is

@@ -1,10 +1,11 @@
-"""Every Prometheus metric the node agent exports, declared once.
+"""Every Prometheus metric the car agent exports, declared once.
 
 Why this module exists: metric names are an API (dashboards and alerts query them), so they
 are declared in one place, with Prometheus naming (``_total`` counters, base units in the
 name, ``curbside_agent_`` prefix), and code elsewhere imports the objects instead of calling
 ``Counter(...)`` inline. Dashboards import the ``*_NAME`` constants, so renaming a metric
-breaks the dashboard build instead of silently emptying a panel (ANCHORS §5.2.11-12).
+breaks the dashboard build (``tools/curbside_gen/dashboards``) instead of silently emptying a
+panel.
 
 The metrics live in their own ``REGISTRY`` rather than the process-wide default: the fleet
 simulator runs thousands of agents (and possibly the operator) in one process, and the

@@ -4,7 +4,7 @@ Why this module exists: two questions decide everything else the agent does. "Is
 parked?" drives the safety interlock and must have one obvious answer (anything but Park, or
 any speed, is ``Driving``). "When will it leave?" lets the operator refuse to place a unit the
 car cannot finish, and start the replacement elsewhere before the car goes, instead of
-reacting afterwards as every other system does (ANCHORS §2.1).
+reacting afterwards as Kubernetes' own eviction does.
 
 The departure predictor combines the car's own early signals, strongest first:
 

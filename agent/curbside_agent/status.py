@@ -1,7 +1,7 @@
 """What the agent reports on its VehicleNode, and whether it changed enough to be worth a write.
 
 Why this module exists: a fleet of ten thousand cars must cost the API server one Lease write
-per car per period and nothing else while the cars sit still (DESIGN §8). The kubelet lesson
+per car per period and nothing else while the cars sit still. The kubelet lesson
 (KEP-0009) is that liveness belongs in a Lease and status must not tick. So this pure
 function turns an observation into the status the agent owns and answers "changed?", and it
 is the only thing that decides whether a status patch is sent.

@@ -12,7 +12,7 @@ same side of every threshold below as the live one), so for the same status, spe
 ``computing`` and ``now`` both give the same verdict.
 
 The rules are BOINC's computing preferences and the Google FL system's idle/charging/
-unmetered gate, plus what neither has (ANCHORS §2.4):
+unmetered gate, plus what neither has:
 
 - **Hysteresis.** Computing starts only at ``start_battery_percent`` (the API's
   ``minBatteryPercent``) and, once started, continues down to ``reserve_battery_percent``.

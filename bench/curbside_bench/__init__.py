@@ -1,7 +1,7 @@
 """``curbside bench``: Curbside against plain Kubernetes, side by side on one test bed.
 
 Why this exists: a fleet operator picks Curbside over a Deployment with node affinity and
-Kubernetes' own eviction only if the numbers say so (issue 8). Each scenario is one module
+Kubernetes' own eviction only if the numbers say so. Each scenario is one module
 (``departure``, ``mass``, ``placement``, ``footprint``, ``churn``, ``inference``) that
 measures Curbside and its Kubernetes baseline in the same run, on the same test bed, and
 returns figures and table rows; ``stats`` and ``results`` are the pure parts (percentiles,

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from curbside_api.v1alpha1.inferencejob import DEFAULT_TRITON_IMAGE
 from curbside_bench import kit, stats
 
 NAMESPACE = "bench-baseline"
@@ -66,7 +67,7 @@ def deployment(name: str, group: str, replicas: int, *, shortest: bool) -> dict[
                     "containers": [
                         {
                             "name": "tritonserver",
-                            "image": "nvcr.io/nvidia/tritonserver:24.08-py3",
+                            "image": DEFAULT_TRITON_IMAGE,
                             "resources": {"requests": one, "limits": one},
                         }
                     ],
@@ -226,7 +227,7 @@ class Baseline:
         # A pod already gone (no eviction time to read) is paired from its car's departure on.
         # Only a heartbeat before the pod's own eviction can have delayed it: at 10,000 cars kwok
         # played queued heartbeats after the eviction and before other pods moved, and taking
-        # those as the last sign of life made reactions negative (-945 s in attempt 10).
+        # those as the last sign of life made reactions negative (down to -945 s).
         seen = {pod: evicted_at(self.api, pod) for d in deps for pod in d.pods}
         evictions = [
             (evicted, last_sign_of_life(self.api, d, before=evicted))

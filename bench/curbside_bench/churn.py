@@ -1,14 +1,14 @@
 """Scenario 5: a long job under 10 %/h departures, on an accelerated clock.
 
-Why this exists: DESIGN §8 promises no unit lost, at most 5 % re-run and at least 90 % of the
-eligible car-time used while a backlog waits. Workers are played over the dispatcher's HTTP
-API with the tokens the operator put into their pods (lease, "compute" for the unit's time,
-commit, each worker proving its pod with the pod-bound token a kubelet would project, asked
-of the TokenRequest API): the real protocol, without Triton (scenario 6 measures inference itself). Cars leave
-at random (a Poisson process of ``rate_per_hour`` per car, times ``speed``) the way the agent
-does it: the worker stops at once, mid-unit, then the car reports Driving; it parks again
-later. Exactly-once is checked as we go: a unit committed twice, or a unit never committed
-when the job ends, fails the scenario loudly.
+Why this exists: Curbside promises (docs/design.md, Numbers) no unit lost, at most 5 % re-run
+and at least 90 % of the eligible car-time used while a backlog waits. Workers are played over
+the dispatcher's HTTP API with the tokens the operator put into their pods (lease, "compute"
+for the unit's time, commit, each worker proving its pod with the pod-bound token a kubelet
+would project, asked of the TokenRequest API): the real protocol, without Triton (scenario 6
+measures inference itself). Cars leave at random (a Poisson process of ``rate_per_hour`` per
+car, times ``speed``) the way the agent does it: the worker stops at once, mid-unit, then the
+car reports Driving; it parks again later. Exactly-once is checked as we go: a unit committed
+twice, or a unit never committed when the job ends, fails the scenario loudly.
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def run(ctx: kit.Ctx, *, cars: int, minutes: float, speed: float, rate_per_hour:
         "churn", units=units, max_cars=cars, output=ctx.work / "results", unit_timeout=int(unit_s * 4) + 30
     )
     # One attempt per unit unless a departure interrupts it: no replicas, no probes of cars'
-    # honesty (issue 7), so every extra attempt counted here is one that churn caused.
+    # honesty (docs/trust.md), so every extra attempt counted here is one that churn caused.
     body["spec"]["redundancy"] = {"replicas": 1, "quorum": 1, "probePercent": 0}
     applied = time.time()
     curbside.apply(ctx.api, body)

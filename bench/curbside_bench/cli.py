@@ -70,11 +70,12 @@ class Plan:
             return Plan(20, 5, renew, 3, min(100, cars // 5), 1.0, 60.0, 30.0, 480.0)
         # Churn: 150 cars at ×20 (15-s units, 10 units/s). At 10,000 cars on two cores the
         # operator gets about 0.3 of a core and its watches of 10,000 cars take 0.26 of it, which
-        # leaves its dispatcher about 20 requests/s: 500 cars asked 33 units/s, the 5-minute job
-        # took 16 minutes and counted the queue as idle car-time (0.69, attempt 10).
+        # leaves its dispatcher about 20 requests/s: 500 cars ask 33 units/s, and in a full
+        # `curbside bench` run the 5-minute job took 16 minutes and counted the queue as idle
+        # car-time (0.69).
         # The baseline is collected 40 minutes after its departures began, so the run stays under
         # an hour: Kubernetes rate-limits the tainting of departed nodes per zone, and with the default
-        # tolerations its mass departure took 47 minutes (attempt 10); pods not re-placed by then
+        # tolerations its mass departure takes about 47 minutes at 10,000 cars; pods not re-placed by then
         # are reported as "> waited (moved/displaced)".
         return Plan(50, 10, renew, 5, min(150, cars // 5), 5.0, 20.0, 120.0, 2400.0)
 

@@ -1,7 +1,7 @@
 """Scenarios 1 and 2 for Curbside: a car leaves (announced or silent), many cars leave at once.
 
 Why this exists: moving work off a departing car within seconds is Curbside's reason to exist
-(DESIGN §8: p99 ≤ 2 s at 1,000 cars; silent loss ≤ lease grace + 5 s; 20 % of the fleet
+(docs/design.md, Numbers: p99 ≤ 2 s at 1,000 cars; silent loss ≤ lease grace + 5 s; 20 % of the fleet
 leaving within 60 s all re-placed ≤ 120 s). Every time is taken from the API server's audit
 log: the car's own status patch (an announced departure), its last Lease renewal (a silent
 one), the operator's pod delete and the create of the replacement, bound to another car. The

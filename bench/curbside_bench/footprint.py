@@ -1,11 +1,11 @@
 """Scenario 4: the operator's footprint: memory, CPU and API writes per car, while the fleet idles.
 
-Why this exists: a Python operator for 10,000 cars must stay small (DESIGN §8: ≤ 250 MB RSS
+Why this exists: a Python operator for 10,000 cars must stay small (docs/design.md, Numbers: ≤ 250 MB RSS
 with 10,000 cars and pods; an unchanged car costs one Lease write per period and no operator
 write). ``Sampler`` reads the operator's RSS and CPU seconds from /proc every second of the
 whole run (the plot shows them with the scenarios marked); ``fill`` tops the departure job's
 pods up with two more jobs until the bench holds as many pods as the bed has cars (10,000 cars,
-10,000 pods: DESIGN §8's shape), and ``idle`` then holds the fleet still and counts, from the
+10,000 pods: the target's shape), and ``idle`` then holds the fleet still and counts, from the
 audit log, every write the operator made meanwhile. The
 baseline columns are what Kubernetes' own controllers (kube-controller-manager and
 kube-scheduler, Go) hold on the same bed at the same moment, and what its node heartbeats
@@ -24,7 +24,7 @@ from typing import Any
 
 from curbside_bench import curbside, kit, stats
 from curbside_bench.results import Row, Scenario
-from curbside_testbed import bed, components
+from curbside_testbed import audit, bed, components
 
 FILL_JOBS = ("fill-a", "fill-b")
 SLOTS_PER_CAR = 1 + len(FILL_JOBS)
@@ -130,14 +130,7 @@ def settle(ctx: kit.Ctx, *, quiet: float, timeout: float) -> float:
     judging the 400 cars without a Lease (they turn LeaseExpired one grace period after it
     starts): 310 status writes counted as "nothing changes". (kwok's writes are not in the
     audit log: ``fill`` waits for its pods to be Running instead.)"""
-    tail = kit.AuditTail(ctx.audit_log)
-    user = curbside.OPERATOR_USER.encode()
-    began = last = time.monotonic()
-    while time.monotonic() - last < quiet and time.monotonic() - began < timeout:
-        time.sleep(1.0)
-        if user in tail.read_raw():
-            last = time.monotonic()
-    return time.monotonic() - began
+    return audit.wait_quiet(ctx.audit_log, curbside.OPERATOR_USER, quiet, timeout, strict=False)
 
 
 def held(ctx: kit.Ctx) -> dict[str, int]:
@@ -177,10 +170,9 @@ def fill(ctx: kit.Ctx, *, pods: int, timeout: float) -> dict[str, Any]:
             ctx.api, curbside.job_body(name, units=2 * size, max_cars=size, output=ctx.work / "results")
         )
     target = before + sum(sizes)
-    # Running: kwok has played their stages. Attempt 13 waited only for the pods to exist and
-    # opened the idle window while kwok was still marking 7,000 of them Running: each pod event
-    # woke the job loop, and the window's first 80 s cost the operator 0.4-0.6 cores, its last
-    # 50 s 0.15.
+    # Running: kwok has played their stages. A window opened as soon as the pods exist would
+    # overlap kwok marking 7,000 of them Running: each pod event wakes the job loop, and at
+    # 10,000 cars such a window's first 80 s cost the operator 0.4-0.6 cores, its last 50 s 0.15.
     kit.until_done_or_stalled(
         "the fill jobs' pods Running",
         lambda: running(ctx),

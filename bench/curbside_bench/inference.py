@@ -1,10 +1,11 @@
 """Scenario 6: the inference path: a worker's throughput through Triton vs the model in-process.
 
-Why this exists: a car's worker reaches its model only through Triton (gRPC, batching, one
-more copy); DESIGN §8 allows that at most 5 % of the in-process throughput, same batches.
-``bench/triton_vs_torch.py`` measures it (a real ``tritonserver`` on the cars' model
-repository in a child process, both workloads, alternating runs); the test bed's tooling may
-not import the agent, so it runs as a child process and its JSON is read back.
+Why this exists: a car's worker reaches its model only through Triton (gRPC, batching, one more
+copy); Curbside's targets (docs/design.md, Numbers) allow that at most 5 % of the in-process
+throughput, same batches. ``bench/triton_vs_torch.py`` measures it (a real ``tritonserver`` on
+the cars' model repository in a child process, both workloads, alternating runs); the test
+bed's tooling may not import the agent, so it runs as a child process and its JSON is read
+back.
 """
 
 from __future__ import annotations

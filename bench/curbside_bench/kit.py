@@ -13,11 +13,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
-import os
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -29,6 +26,7 @@ from typing import Any, TypeVar
 import httpx
 
 from curbside_bench import stats
+from curbside_testbed import operator
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/curbside-cars/leases"
 VN = "/apis/curbside.dev/v1alpha1/vehiclenodes"
@@ -279,59 +277,18 @@ def report_all(api: httpx.Client, names: list[str], status: dict[str, Any]) -> N
         list(pool.map(lambda n: report(api, n, status), names))
 
 
-class Operator:
-    """The operator as a child process (``python -m curbside_operator``)."""
+class Operator(operator.OperatorProcess):
+    """The operator as a child process (``curbside_testbed.operator``); ``check`` raises
+    ``BenchError`` once it has exited."""
 
     def __init__(self, *, kubeconfig: Path, work: Path, grace: float, extra_env: dict[str, str]) -> None:
-        self.dispatcher_port, self.metrics_port = free_port(), free_port()
-        self.log = work / "operator.log"
-        self.env = dict(
-            os.environ,
-            KUBECONFIG=str(kubeconfig),
-            CURBSIDE_CAR_LEASE_GRACE_SECONDS=str(grace),
-            CURBSIDE_LEDGER_PATH=str(work / "ledger.sqlite3"),
-            CURBSIDE_DISPATCHER_HOST="127.0.0.1",
-            CURBSIDE_DISPATCHER_PORT=str(self.dispatcher_port),
-            CURBSIDE_DISPATCHER_URL=f"http://127.0.0.1:{self.dispatcher_port}",
-            CURBSIDE_METRICS_PORT=str(self.metrics_port),
-            **extra_env,
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "curbside_operator"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        super().__init__(kubeconfig=kubeconfig, work=work, grace=grace, env=extra_env)
 
     def check(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise BenchError(f"the operator exited; its log ends:\n{tail}")
-
-    def usage(self) -> tuple[float, float]:
-        """(CPU seconds so far, RSS MiB) of the operator process, from /proc."""
-        self.check()
-        assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-        return cpu, rss / 1024
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
         try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            super().check()
+        except operator.OperatorExited as exited:
+            raise BenchError(str(exited)) from None
 
 
 @dataclass

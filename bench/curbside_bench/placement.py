@@ -1,12 +1,12 @@
 """Scenario 3: placements per second, Curbside's operator against kube-scheduler on the same bed.
 
-Why this exists: Curbside is the scheduler of its inference pods (DESIGN §5); it must place at
-least as fast as kube-scheduler places equivalent pods (DESIGN §8: ≥ 1×, ≥ 100/s). Both are
-timed from the objects (ANCHORS §1.2, perf-tests#4171), never from this client's clock: a
-Curbside pod is born bound, so its creationTimestamp is its binding; a kube-scheduler pod's is
-its PodScheduled condition's lastTransitionTime. Both have whole seconds, so both are reduced
-the same way (``stats.per_second``: samples per second, first to last placement); Curbside's
-microsecond audit timestamps are reported beside them.
+Why this exists: Curbside is the scheduler of its inference pods (docs/jobs.md); it must place
+at least as fast as kube-scheduler places equivalent pods (docs/design.md, Numbers: ≥ 1×, ≥ 100/s). Both are
+timed from the objects, as kube-scheduler's scheduler_perf does, never from this client's
+clock: a Curbside pod is born bound, so its creationTimestamp is its binding; a kube-scheduler
+pod's is its PodScheduled condition's lastTransitionTime. Both have whole seconds, so both are
+reduced the same way (``stats.per_second``: samples per second, first to last placement);
+Curbside's microsecond audit timestamps are reported beside them.
 
 kube-scheduler gets a fair start: it is stopped while the pods are created, so it finds them
 all pending when it starts, as Curbside finds a job's cars all free.
@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from curbside_api.v1alpha1.inferencejob import DEFAULT_TRITON_IMAGE
 from curbside_bench import curbside, kit, stats
 from curbside_bench.results import Row, Scenario
 from curbside_testbed import bed
@@ -49,7 +50,7 @@ def scheduler_pod(index: int) -> dict[str, Any]:
             "containers": [
                 {
                     "name": "tritonserver",
-                    "image": "nvcr.io/nvidia/tritonserver:24.08-py3",
+                    "image": DEFAULT_TRITON_IMAGE,
                     "resources": {"requests": one, "limits": one},
                 }
             ],

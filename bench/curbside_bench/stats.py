@@ -1,7 +1,7 @@
 """Percentiles, summaries and per-second throughput: the arithmetic every scenario shares.
 
 Why this exists: figures are only comparable if Curbside's and the baseline's are reduced the
-same way. Throughput follows kube-scheduler's scheduler_perf (ANCHORS §1.2): count events per
+same way. Throughput follows kube-scheduler's scheduler_perf (kubernetes/perf-tests): count events per
 one-second bucket of the server's own timestamps (a condition's lastTransitionTime, an
 object's creationTimestamp, an audit event's stageTimestamp) and report the average and the
 percentiles of those samples, never the load generator's clock.

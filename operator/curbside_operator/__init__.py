@@ -1,1 +1,1 @@
-"""Curbside's operator: turns parked cars into an inference cluster (see DESIGN.md)."""
+"""Curbside's operator: turns parked cars into an inference cluster (see docs/design.md)."""

@@ -33,11 +33,11 @@ def run(*, namespaces: Sequence[str], liveness: str, verbose: bool) -> int:
 
     import curbside_operator.handlers  # noqa: F401  (registers every handler)
 
-    # One handler on the root logger (kopf's); a second one printed every line twice.
+    # One handler on the root logger (kopf's): a second one would print every line twice.
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.FULL)
     if not verbose:
         # A line per API request and per handled pod event: at 10,000 cars that is thousands
-        # of lines a second, and their formatting was a measurable share of the operator's CPU.
+        # of lines a second, and formatting them is a measurable share of the operator's CPU.
         for noisy in ("httpx", "httpx2", "kopf.objects"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(

@@ -29,7 +29,7 @@ JOBS_NAME = "curbside_inference_jobs"
 INELIGIBLE_NAME = "curbside_vehiclenodes_ineligible"
 FLEET_QUEUE_NAME = "curbside_fleet_queue_cars"
 LEDGER_SIZE_NAME = "curbside_ledger_size_bytes"
-# Credit and trust (issue 7), from the ledger.
+# Credit and trust (docs/trust.md), from the ledger.
 CREDIT_NAME = "curbside_owner_credit_seconds"
 QUARANTINED_NAME = "curbside_cars_quarantined"
 RESULTS_NAME = "curbside_unit_results_total"

@@ -9,6 +9,8 @@ build (and every later CI run on the same machine) finds the binaries and does n
 * ``k8s.io/kubernetes`` and etcd come from ``testbed/gotools`` (a module that requires
   kubernetes and pins each staging module; etcd is the version kubernetes itself pins).
 * kwok and helm have no ``replace`` lines, so ``go install module@version`` builds them.
+* ``prometheus`` and ``promtool`` (for the tests) come from ``testbed/promtools``, a module of
+  their own with a cache folder of its own (``prombuild``); ``build`` builds them too.
 """
 
 from __future__ import annotations
@@ -154,7 +156,18 @@ def _count_deps(cmd_targets: list[str], *, cwd: Path, env: dict[str, str]) -> in
 
 
 def build(*, force: bool = False) -> Toolchain:
-    """Build every missing binary into the cache; return the toolchain."""
+    """Build the control plane and the tests' Prometheus into the cache; return the toolchain.
+
+    What ``curbside testbed build`` (``make testbed-build``, so ``make test``) runs."""
+    from curbside_testbed import prombuild  # it imports this module
+
+    tc = build_control_plane(force=force)
+    prombuild.build(force=force)
+    return tc
+
+
+def build_control_plane(*, force: bool = False) -> Toolchain:
+    """Build every missing control-plane binary into the cache; return the toolchain."""
     tc = toolchain()
     if tc.is_built() and not force:
         return tc
@@ -201,5 +214,5 @@ def build(*, force: bool = False) -> Toolchain:
 
 
 def ensure_built() -> Toolchain:
-    """Return a built toolchain, building it first if this machine has none."""
-    return build(force=False)
+    """Return a built control plane, building it first if this machine has none."""
+    return build_control_plane(force=False)

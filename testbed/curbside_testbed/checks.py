@@ -1,10 +1,10 @@
 """Check a finished job's published results against the known answers, in process.
 
-Why this exists: "the fleet did the work" means nothing until the results are shown right
-(issue 5): a ``seti-spike-search`` job hides carriers whose every position the seeded
-generator knows, and a ``minilm-embed`` job's embeddings must be what the model gives in this
-process. This module reads a job's result folder (``FolderResultStore``'s layout: one
-``<unit>.json`` per unit, under ``<root>/<namespace>/<job>/``) and checks every unit:
+Why this exists: "the fleet did the work" means nothing until the results are shown right: a
+``seti-spike-search`` job hides carriers whose every position the seeded generator knows, and a
+``minilm-embed`` job's embeddings must be what the model gives in this process. This module
+reads a job's result folder (``FolderResultStore``'s layout: one ``<unit>.json`` per unit,
+under ``<root>/<namespace>/<job>/``) and checks every unit:
 
 - ``seti-spike-search``: each injected signal (``seti.generate_unit``) was found by the detector,
   same item, start channel and drift within ``--tolerance`` channels (``seti.match``); false

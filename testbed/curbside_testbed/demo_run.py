@@ -1,10 +1,10 @@
 """The demo's moving parts: child processes, kubectl, the jobs as applied, live progress lines.
 
 Why this exists: ``make demo`` starts Curbside the way a user would, as separate processes
-(PyTriton, the operator, the fleet simulator) and ``kubectl apply``, because the test bed's
-tooling must not import the operator or the agent (.importlinter). This module holds what
-``demo.py`` needs for that: ``Child`` (a process in its own group, its output in a log file,
-stopped with SIGTERM then SIGKILL to the whole group), ``until`` (waits that fail fast when a
+(PyTriton, the operator, the fleet simulator) and ``kubectl apply``: the test bed's tooling
+imports neither the operator nor the agent, so the demo runs the operator's own command. This
+module holds what ``demo.py`` needs for that: ``Child`` (a process in its own group, its
+output in a log file, stopped by ``procs.stop``), ``until`` (waits that fail fast when a
 child dies), the example jobs rewritten to write their results under the demo's folder, and
 ``Progress`` (one bar per job, redrawn in place on a terminal, a plain line now and then in
 a log).
@@ -17,7 +17,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from typing import Any, TextIO
 import httpx
 import yaml
 
-from curbside_testbed import bed, build
+from curbside_testbed import bed, build, procs
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = (REPO / "examples" / "05-seti-spike-search.yaml", REPO / "examples" / "06-minilm-embed.yaml")
@@ -53,13 +52,8 @@ class Child:
     def __init__(self, name: str, argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None):
         self.name, self.log = name, log
         with log.open("ab") as out:
-            self.process = subprocess.Popen(
-                list(argv),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=None if env is None else dict(env),
-                start_new_session=True,
+            self.process = procs.start(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
             )
 
     @property
@@ -83,16 +77,7 @@ class Child:
 
     def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, SIGKILL after ``timeout``, then SIGKILL to whatever is left in its group."""
-        if self.alive:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        return self.process.returncode
+        return procs.stop(self.process, timeout=timeout)
 
 
 def until(

@@ -1,7 +1,7 @@
 """Serve the workloads with a real Triton server (PyTriton's bundled ``tritonserver``).
 
 Why this exists: in the test bed and the demo there are no containers, yet the worker must
-talk to a real Triton through ``tritonclient`` exactly as on a car (DESIGN §6-7). PyTriton
+talk to a real Triton through ``tritonclient`` exactly as on a car (docs/workloads.md). PyTriton
 starts the ``tritonserver`` binary it ships, with a Python-backend proxy per model that hands
 each (dynamically batched) request to a callable in this process: the same detector and the
 same MiniLM as the in-process reference, so served results can be checked against it.
@@ -23,7 +23,6 @@ interpreter's ``LIBDIR`` on ``LD_LIBRARY_PATH`` before the server starts.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import shutil
@@ -37,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from curbside_testbed import procs
 from curbside_worker.workloads import minilm, seti
 from curbside_worker.workloads.specs import SPECS, minilm_infer, seti_infer, with_torch_threads
 
@@ -193,7 +193,7 @@ class ServerProcess:
     def start(self, *, timeout: float = 180.0) -> ServerProcess:
         from curbside_worker.triton import TritonClient
 
-        self.process = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        self.process = procs.start(self.argv, env=self.env)
         try:
             with TritonClient(self.grpc_url) as client:
                 client.wait_ready(self.models, timeout=timeout, alive=lambda: self.alive)
@@ -210,18 +210,9 @@ class ServerProcess:
         """SIGTERM; SIGKILL after ``timeout``; then SIGKILL to anything left in its process group."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        # Whatever it left behind (a Python-backend stub that outlived tritonserver's exit
-        # timeout) is still in the process group it leads: end that group too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        return self.process.returncode
+        # A Python-backend stub that outlived tritonserver's exit timeout is still in the
+        # process group tritonserver leads: procs.stop ends that group too.
+        return procs.stop(self.process, timeout=timeout)
 
     def __enter__(self) -> ServerProcess:
         return self.start()

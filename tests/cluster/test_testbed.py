@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from curbside_testbed import audit, bed, build, fleet
-from tests.cluster import wait
-from tests.cluster.conftest import SILENCEABLE
+from tests.support import wait
+from tests.support.fleet import SILENCEABLE
 
 CARS = int(os.environ.get("CURBSIDE_TEST_CARS", "1000"))
 

@@ -21,7 +21,7 @@ from curbside_operator.reconcile.placement import pod_name
 from curbside_testbed import serve
 from curbside_worker import runner
 from curbside_worker.workloads import minilm
-from tests.triton.conftest import LoopbackApp
+from tests.support.loopback import LoopbackApp
 
 SENTENCES = [
     "A parked car is an idle computer.",

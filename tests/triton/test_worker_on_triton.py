@@ -23,7 +23,7 @@ import pytest
 from curbside_testbed import serve
 from curbside_worker import runner
 from curbside_worker.workloads import catalog, minilm, seti
-from tests.unit.worker.fake_dispatcher import FakeDispatcher
+from tests.support.dispatcher import FakeDispatcher
 
 TOKEN = "t0ken"
 SMALL = {"channels": "512", "timeSteps": "64", "maxDrift": "8", "signalsPerUnit": "3"}
@@ -121,6 +121,7 @@ def test_sigterm_mid_unit_releases_the_lease(triton: serve.ServerProcess) -> Non
         f"--job-namespace={fake.namespace}",
         f"--job-name={fake.name}",
         "--car=car-9",
+        "--owner=carol",
         f"--triton-url={triton.grpc_url}",
         f"--model={seti.MODEL_NAME}",
         "--batch-size=1",

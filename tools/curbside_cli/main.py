@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--name", default="default", help="test bed name (default: default)")
     for name, help_text in (
         ("operator", "run the Curbside operator (see `curbside operator --help`)"),
-        ("agent", "run one car's node agent (see `curbside agent --help`)"),
+        ("agent", "run one car's agent (see `curbside agent --help`)"),
         ("sim", "run a simulated fleet of car agents (see `curbside sim --help`)"),
         ("worker", "run the inference worker next to tritonserver (see `curbside worker --help`)"),
         ("bench", "Curbside vs plain Kubernetes on a test bed (see `curbside bench --help`)"),
@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `agent` and `sim` own their flags: hand everything after the subcommand over unparsed.
+    # `operator`, `agent`, `worker`, `sim` and `bench` own their flags: hand everything after
+    # the subcommand over unparsed.
     if argv and argv[0] == "operator":
         from curbside_operator import main as operator_main
 
@@ -105,11 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "agent":
         from curbside_agent import cli as agent_cli
 
-        return int(agent_cli.main(argv[1:]))
+        return int(agent_cli.main(argv[1:], prog="curbside agent"))
     if argv and argv[0] == "worker":
         from curbside_worker import cli as worker_cli
 
-        return int(worker_cli.main(argv[1:]))
+        return int(worker_cli.main(argv[1:], prog="curbside worker"))
     if argv and argv[0] == "sim":
         from curbside_sim import runner
 

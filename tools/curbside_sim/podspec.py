@@ -1,10 +1,10 @@
 """What an inference pod asks of its car's kubelet: the worker's configuration and its token.
 
 Why this module exists: the simulator plays the kubelet for Curbside's pods on simulated cars,
-so it reads a pod the way ``curbside worker`` and a kubelet would, and refuses a pod it could
+so it reads a pod the way the worker (``curbside-worker``) and a kubelet would, and refuses a pod it could
 not run, naming the pod and the variable (``PodError``):
 
-- ``worker_config``: the ``WorkerConfig`` that ``curbside worker`` would build from the
+- ``worker_config``: the ``WorkerConfig`` that ``curbside-worker`` would build from the
   ``worker`` container's ``CURBSIDE_*`` values, with the simulator's Triton;
 - ``projected_token``: the projected ServiceAccount token the worker reads from
   ``CURBSIDE_TOKEN_FILE`` (the volume mounted there, its ``serviceAccountToken`` source's
@@ -42,7 +42,7 @@ def pod_name(pod: Mapping[str, Any]) -> str:
 
 
 def worker_config(pod: Mapping[str, Any], *, triton_url: str) -> runner.WorkerConfig:
-    """The ``WorkerConfig`` that ``curbside worker`` would build inside ``pod``, with ``triton_url``."""
+    """The ``WorkerConfig`` that ``curbside-worker`` would build inside ``pod``, with ``triton_url``."""
     where = pod_name(pod)
     spec = pod.get("spec") or {}
     found = [c for c in spec.get("containers") or [] if c.get("name") == CONTAINER]

@@ -8,7 +8,7 @@ end to end. So the simulator plays its cars' kubelets for Curbside's pods:
 - ``follow_pods`` lists and watches pods labelled ``app.kubernetes.io/managed-by=curbside``
   (all namespaces); the ``WorkerPool`` keeps those bound (``nodeName``) to its cars and runs
   one real ``worker.runner.Worker`` thread per pod, configured from the ``worker`` container's
-  environment as ``curbside worker`` reads it, with the simulator's Triton (``worker_config``).
+  environment as ``curbside-worker`` reads it, with the simulator's Triton (``worker_config``).
   The pod's projected dispatcher token is requested and kept fresh by ``tokens.PodTokens``
   (kwok has no kubelet to do it), and the worker reads it from the file that writes.
 - Pod deleted (or ``deletionTimestamp`` set): graceful stop, like the kubelet's SIGTERM; the

@@ -1,4 +1,4 @@
-"""``python -m curbside_worker``: the same as ``curbside worker`` (used by the simulator and tests)."""
+"""``python -m curbside_worker``: the same as ``curbside-worker`` (used by the simulator and tests)."""
 
 import sys
 

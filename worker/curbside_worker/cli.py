@@ -1,4 +1,4 @@
-"""``curbside worker``: the container that runs next to ``tritonserver`` in an inference pod.
+"""``curbside-worker``: the container that runs next to ``tritonserver`` in an inference pod.
 
 Why this exists: the operator's pod template sets the worker's configuration through
 environment variables (``CURBSIDE_TOKEN_FILE``: the pod's projected ServiceAccount token, which
@@ -33,10 +33,8 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(ENV_PREFIX + name.upper().replace("-", "_"), default)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="curbside worker", description="Lease units, infer through Triton, commit."
-    )
+def parser(prog: str = "curbside-worker") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Lease units, infer through Triton, commit.")
 
     def add(flag: str, *, default: str | None = None, help: str, **kwargs: object) -> None:
         name = flag.removeprefix("--")
@@ -103,8 +101,8 @@ def config_from(args: argparse.Namespace) -> WorkerConfig:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = "curbside-worker") -> int:
+    args = parser(prog).parse_args(argv)
     logging.basicConfig(
         level=str(args.log_level).upper(),
         format="%(asctime)s worker %(levelname)s %(message)s",
@@ -113,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from(args)
     except (ValueError, OSError) as error:
-        print(f"curbside worker: {error}", file=sys.stderr)
+        print(f"{prog}: {error}", file=sys.stderr)
         return 64
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,8 +1,9 @@
 """The worker's side of the dispatcher protocol: lease, renew, complete, release.
 
-Why this exists: the dispatcher (served by the operator, DESIGN §4) is the only place the
-worker learns what to do and the only place its work counts. This module turns the HTTP
-contract into four calls and a small set of outcomes the worker's loop can act on:
+Why this exists: the dispatcher (served by the operator; ``docs/design.md``, "Data flow") is
+the only place the worker learns what to do and the only place its work counts. This module
+turns the HTTP contract (``curbside_api.wire``: the bodies; ``docs/dispatch.md``: the
+reference) into four calls and a small set of outcomes the worker's loop can act on:
 
 - ``Lease`` (or None: no work now, HTTP 204);
 - ``Fenced``: this attempt may no longer act on its unit (409): drop the unit, never retry;
@@ -15,13 +16,7 @@ contract into four calls and a small set of outcomes the worker's loop can act o
   and tries again; every call here is safe to repeat (a lease repeated after a lost reply gets
   the same attempt back, a repeated completion the same commit).
 
-Wire contract (every request carries ``Authorization: Bearer <token>``; J = /v1/jobs/{ns}/{name})::
-
-    POST J/lease                 {"car","owner"}   -> 200 {"unit","attempt","deadline","input"} | 204 | 404
-    POST J/units/{u}/renew       {"car","attempt"} -> 200 {"deadline"} | 409 {"error": "Fenced"}
-    POST J/units/{u}/complete    {"car","attempt","outputHash","result"}
-                                                   -> 200 {"commitId","duplicate"} | 409
-    POST J/units/{u}/release     {"car","attempt","error"?} -> 200
+Every request carries ``Authorization: Bearer <token>`` (``token.DispatcherToken``).
 """
 
 from __future__ import annotations
@@ -29,12 +24,13 @@ from __future__ import annotations
 import dataclasses
 import random
 import urllib.parse
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from curbside_api import wire
 from curbside_worker.token import DispatcherToken, TokenUnavailable
 
 
@@ -64,6 +60,8 @@ class BadRequest(DispatcherError):
 
 @dataclasses.dataclass(frozen=True)
 class Lease:
+    """A unit the worker holds, from the dispatcher's ``wire.LeaseResponse``."""
+
     unit: int
     attempt: int
     deadline: datetime | None
@@ -72,25 +70,19 @@ class Lease:
 
 @dataclasses.dataclass(frozen=True)
 class CommitReply:
+    """What the worker keeps of a ``wire.CompleteResponse``."""
+
     commit_id: str
     duplicate: bool
 
 
-def parse_deadline(value: Any) -> datetime | None:
-    """An RFC 3339 string or epoch seconds as an aware datetime (None if absent or unreadable)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), tz=UTC)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
 class Backoff:
-    """Exponential backoff with full jitter: ``next()`` seconds to wait, ``reset()`` on success."""
+    """Exponential backoff with full jitter: ``next()`` seconds to wait, ``reset()`` on success.
+
+    The ceiling doubles with every failure in a row (from ``initial`` up to ``maximum``) and the
+    wait is drawn uniformly from 0 to the ceiling, so workers that lost the dispatcher at the
+    same moment spread their retries over the whole interval instead of returning together.
+    """
 
     def __init__(
         self, *, initial: float = 0.2, maximum: float = 5.0, rng: random.Random | None = None
@@ -102,7 +94,7 @@ class Backoff:
     def next(self) -> float:
         ceiling = min(self.maximum, self.initial * 2**self._failures)
         self._failures += 1
-        return self._rng.uniform(ceiling / 2, ceiling)
+        return self._rng.uniform(0.0, ceiling)
 
     def reset(self) -> None:
         self._failures = 0
@@ -150,34 +142,32 @@ class DispatcherClient:
         return response
 
     def lease(self) -> Lease | None:
-        response = self._post("/lease", {"car": self.car, "owner": self.owner})
+        request = wire.LeaseRequest.model_construct(car=self.car, owner=self.owner)
+        response = self._post("/lease", wire.dump(request))
         if response.status_code == 204:
             return None
-        body = response.json()
-        return Lease(
-            unit=int(body["unit"]),
-            attempt=int(body["attempt"]),
-            deadline=parse_deadline(body.get("deadline")),
-            input=dict(body.get("input") or {}),
-        )
+        body = wire.LeaseResponse.model_validate(response.json())
+        return Lease(unit=body.unit, attempt=body.attempt, deadline=body.deadline, input=dict(body.input))
 
     def renew(self, lease: Lease) -> datetime | None:
-        response = self._post(f"/units/{lease.unit}/renew", {"car": self.car, "attempt": lease.attempt})
-        return parse_deadline(response.json().get("deadline"))
+        request = wire.RenewRequest.model_construct(car=self.car, attempt=lease.attempt)
+        response = self._post(f"/units/{lease.unit}/renew", wire.dump(request))
+        return wire.RenewResponse.model_validate(response.json()).deadline
 
     def complete(self, lease: Lease, *, result: dict[str, Any], output_hash: str) -> CommitReply:
-        body = {"car": self.car, "attempt": lease.attempt, "outputHash": output_hash, "result": result}
-        reply = self._post(f"/units/{lease.unit}/complete", body).json()
-        return CommitReply(
-            commit_id=str(reply.get("commitId", "")), duplicate=bool(reply.get("duplicate", False))
+        request = wire.CompleteRequest.model_construct(
+            car=self.car, attempt=lease.attempt, output_hash=output_hash, result=result
         )
+        response = self._post(f"/units/{lease.unit}/complete", wire.dump(request))
+        reply = wire.CompleteResponse.model_validate(response.json())
+        return CommitReply(commit_id=reply.commit_id, duplicate=reply.duplicate)
 
     def release(self, lease: Lease, *, error: str | None = None) -> None:
         """Give the unit back; with ``error`` the attempt counts as failed (bad input, a bug)."""
-        body: dict[str, Any] = {"car": self.car, "attempt": lease.attempt}
-        if error is not None:
-            body["error"] = error[:1000]
-        self._post(f"/units/{lease.unit}/release", body)
+        request = wire.ReleaseRequest.model_construct(
+            car=self.car, attempt=lease.attempt, error=None if error is None else error[:1000]
+        )
+        self._post(f"/units/{lease.unit}/release", wire.dump(request))
 
     def close(self) -> None:
         self._http.close()
@@ -192,10 +182,8 @@ class DispatcherClient:
 
 
 def _error_text(response: httpx.Response) -> str:
+    """The refusal's kind and message (``wire.ErrorBody``), or the start of a body that is none."""
     try:
-        body = response.json()
+        return wire.ErrorBody.model_validate(response.json()).text()
     except ValueError:
         return response.text[:200]
-    if isinstance(body, dict):
-        return " ".join(str(body[key]) for key in ("error", "reason", "message") if key in body) or str(body)
-    return str(body)

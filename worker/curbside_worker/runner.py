@@ -1,7 +1,8 @@
 """The worker's loop: lease a unit, infer it through Triton, commit it; stop cleanly on request.
 
-Why this exists: this is the part of Curbside that does the work on a car (DESIGN §4, §6), and
-every rule of the data plane shows up here as a line of behaviour:
+Why this exists: this is the part of Curbside that does the work on a car (``docs/design.md``,
+"Data flow" and "On the car"), and every rule of the data plane shows up here as a line of
+behaviour:
 
 - Nothing is leased before Triton is ready (a leased unit should not wait for a server).
 - While a unit runs, a renewer thread keeps its lease alive (at a third of the time left); a
@@ -10,7 +11,7 @@ every rule of the data plane shows up here as a line of behaviour:
 - The result is canonical JSON; its sha256 is the ``outputHash``. Completion is retried through
   dispatcher outages until it is answered: a replay gets the same answer, so retrying is safe.
 - The dispatcher being down (restart, network) is a pause, not an error: every call backs off
-  exponentially with jitter and tries again.
+  exponentially with full jitter (``dispatcher.Backoff``) and tries again.
 - ``stop`` (SIGTERM from the car's interlock or the kubelet) means *finish nothing new*: cancel
   in-flight requests, release the lease so the unit goes straight back to pending (instead of
   waiting out its deadline), and return.

@@ -1,14 +1,14 @@
 """Large input tensors handed to Triton in shared memory, not inside the gRPC message.
 
-Why this exists: DESIGN §8 allows the Triton path at most 5 % of the in-process throughput,
-and a worker's batches are large (a seti unit's batch of 4 spectrograms at the full shape is
-8 MiB of int8 voltages). Sent inside the gRPC message, every byte is serialized by the client,
-received and parsed by the server, and only then copied to the Python backend: about 1.5 ms
-per MiB on a car's CPU, 0.945x of in-process for seti at the full shape (bench/triton_vs_torch.py).
-The worker and ``tritonserver`` share the pod's ``/dev/shm`` (the containers of a pod share
-its IPC namespace), so the worker writes each large input once into a POSIX shared-memory
-region registered with Triton (its system shared-memory extension) and the request names
-the region instead.
+Why this exists: Curbside's targets (docs/design.md) allow the Triton path at most 5 % of the
+in-process throughput, and a worker's batches are large (a seti unit's batch of 4 spectrograms
+at the full shape is 8 MiB of int8 voltages). Sent inside the gRPC message, every byte is
+serialized by the client, received and parsed by the server, and only then copied to the Python
+backend: about 1.5 ms per MiB on a car's CPU, 0.945x of in-process for seti at the full shape
+(bench/triton_vs_torch.py). The worker and ``tritonserver`` share the pod's ``/dev/shm`` (the
+containers of a pod share its IPC namespace), so the worker writes each large input once into a
+POSIX shared-memory region registered with Triton (its system shared-memory extension) and the
+request names the region instead.
 
 One region per request in flight (``slot``), each holding every large input of a batch back
 to back, grown when a batch needs more. A server that cannot open the region (another IPC

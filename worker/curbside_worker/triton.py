@@ -1,14 +1,14 @@
 """The worker's Triton side: readiness over gRPC health, and batched, cancellable inference.
 
 Why this exists: the worker sits next to ``tritonserver`` in the inference pod and reaches it
-only through ``tritonclient`` over gRPC (DESIGN §6). Two things matter beyond a plain call:
+only through ``tritonclient`` over gRPC (docs/workloads.md). Two things matter beyond a plain call:
 
 - Readiness: the pod's containers start together and Triton needs seconds (PyTriton) to
   minutes (a large model on a car) before it serves, so the worker waits on gRPC health
   (server ready, then each model ready) before it leases anything: a leased unit should never
   wait for a server.
 - Stopping at once: when the car leaves Park the interlock sends SIGTERM and the worker must
-  stop computing now, not after the current batch (ANCHORS §2.2). Requests go out with
+  stop computing now, not after the current batch (``curbside_agent.interlock``). Requests go out with
   ``async_infer``, up to ``inflight`` at a time (so transport overlaps compute, as Triton's
   docs advise for throughput), and every outstanding call is cancelled the moment the
   caller's ``abort()`` says so.

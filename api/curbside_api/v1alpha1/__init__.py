@@ -1,4 +1,5 @@
-"""Version v1alpha1 of the Curbside API: one module per kind.
+"""Version v1alpha1 of the Curbside API: one module per kind (and ``ownerpolicy``, the largest
+part of a VehicleNode's spec).
 
 ``RESOURCES`` lists the kinds the CRD generator writes, in a stable order.
 """

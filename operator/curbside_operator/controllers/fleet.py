@@ -1,9 +1,9 @@
 """The operator's live picture of the fleet, and the one loop that acts on it.
 
 Why this exists: at 10,000 cars, kopf's change-detecting handlers would cost up to four
-patches per event (ANCHORS §3). Instead, kopf's ``on.event`` handlers and a Lease watch only
-*record* what they see here (no writes), and a single loop reconciles the cars that need it:
-those whose object changed, whose Lease just went stale, and every car on a slow sweep.
+patches per event (``docs/design.md``, "Fleet scale"). Instead, our own watches only *record*
+what they see here (no writes), and a single loop reconciles the cars that need it: those
+whose object changed, whose Lease just went stale, and every car on a slow sweep.
 It writes only what ``reconcile.vehiclenode`` says differs, so an unchanged car costs the
 operator nothing.
 """
@@ -155,14 +155,14 @@ class FleetState:
                 self.enroll[name] = desired
                 self.wake.set()
 
-    def lease_event(self, ev_type: str, name: str, renew: datetime | None, duration: int) -> None:
+    def lease_event(self, ev_type: str, name: str, renew: datetime | None) -> None:
         grace = self.config.car_lease_grace
         old = self.leases.get(name)
         if ev_type == "DELETED":
             self.leases.pop(name, None)
             self._touch(name)
             return
-        new = vehiclenode.LeaseView(renew_time=renew, duration_seconds=duration)
+        new = vehiclenode.LeaseView(renew_time=renew)
         self.leases[name] = new
         now = self.clock()
         if vehiclenode.lease_fresh(old, now=now, grace=grace) != vehiclenode.lease_fresh(
@@ -197,7 +197,7 @@ class FleetLoop:
 
     ``write_concurrency`` workers take cars from one ``WorkQueue`` and judge each car when
     they take it, with the clock and the facts of that moment: a car never waits with a
-    judgement already made (see ``handlers.workqueue`` for the 10,000-car run that did).
+    judgement already made (``controllers.workqueue`` says why that matters at 10,000 cars).
     """
 
     def __init__(self, state: FleetState, client: AsyncClient) -> None:

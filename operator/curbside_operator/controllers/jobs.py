@@ -1,10 +1,10 @@
-"""The operator's live picture of InferenceJobs and their pods, and the loop that acts on it.
+"""The job loop: plans every InferenceJob each round and carries the plans out.
 
 Why this exists: like the fleet side, kopf's ``on.event`` handlers only *record* jobs and pods
-here; one loop re-plans every job (``reconcile.jobs.plan_jobs``) on a short tick and whenever
-a car that holds work changes, and carries the plan out: fence in the ledger, delete pods,
-create pods, write a throttled status. Everything it does is idempotent, so a SIGKILL at any
-moment is followed by the same plan again after the restart.
+(in ``job_state.JobState``); one loop re-plans every job (``reconcile.jobs.plan_jobs``) on a
+short tick and whenever a car that holds work changes, and carries the plan out: fence in the
+ledger, delete pods, create pods, write a throttled status. Everything it does is idempotent,
+so a SIGKILL at any moment is followed by the same plan again after the restart.
 
 A job deleted while the operator was down still carries our finalizer: the loop fences its
 cars, deletes its pods, forgets it in the ledger and only then lets it go.
@@ -13,7 +13,6 @@ cars, deletes its pods, forgets it in the ledger and only then lets it go.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import logging
@@ -24,95 +23,20 @@ from typing import Any
 
 from lightkube import AsyncClient
 
-from curbside_api import base
 from curbside_api import conditions as conds
 from curbside_api.v1alpha1 import inferencejob as ij
 from curbside_operator import metrics, settings
 from curbside_operator.controllers.fleet import FleetState
+from curbside_operator.controllers.job_state import JobState
 from curbside_operator.dispatch import inputs, results
 from curbside_operator.dispatch.server import Dispatcher
-from curbside_operator.kube import errors, watch
+from curbside_operator.facts import Summary
+from curbside_operator.kube import errors
 from curbside_operator.kube import jobs as kube
 from curbside_operator.reconcile import jobs, pods, vehiclenode
 
 log = logging.getLogger(__name__)
 CREATE_BACKOFF_SECONDS = 15
-
-
-def pod_view(body: Mapping[str, Any]) -> jobs.PodView | None:
-    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
-    labels = meta.get("labels") or {}
-    job, car = labels.get(pods.JOB_LABEL), spec.get("nodeName") or labels.get(pods.CAR_LABEL)
-    if not job or not car:
-        return None
-    return jobs.PodView(
-        namespace=meta.get("namespace", ""),
-        name=meta.get("name", ""),
-        job=job,
-        car=car,
-        phase=(body.get("status") or {}).get("phase", "Pending"),
-        deleting=meta.get("deletionTimestamp") is not None,
-    )
-
-
-class JobState:
-    """Jobs and pods as last seen."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[tuple[str, str], ij.InferenceJob] = {}
-        self.invalid: dict[tuple[str, str], tuple[ij.InferenceJob, str]] = {}
-        self.pods: dict[tuple[str, str], jobs.PodView] = {}
-        """Change it through ``put_pod`` only: it keeps ``holding`` in step."""
-        self.holding: collections.Counter[str] = collections.Counter()
-        """Pods per car, so a car's change is looked up, not searched for among 10,000 pods."""
-        self.wake = asyncio.Event()
-
-    def job_event(self, ev_type: str | None, body: Mapping[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        if ev_type == "DELETED":
-            self.jobs.pop(key, None)
-            self.invalid.pop(key, None)
-        else:
-            held = self.jobs.get(key)
-            if held is not None and watch.older(meta.get("resourceVersion"), held.metadata.resource_version):
-                return  # older than what our own write answered: we already know better
-            try:
-                self.jobs[key] = ij.InferenceJob.from_body(body)
-            except base.InvalidSpecError as exc:
-                log.warning("InferenceJob %s/%s is invalid: %s", *key, exc)
-                self.jobs.pop(key, None)
-        self.wake.set()
-
-    def pod_event(self, ev_type: str | None, body: Mapping[str, Any]) -> None:
-        view = pod_view(body)
-        if view is None:
-            return
-        self.put_pod((view.namespace, view.name), None if ev_type == "DELETED" else view)
-        self.wake.set()
-
-    def pod_gone(self, key: str) -> None:
-        """A pod (``namespace/name``) that a fresh list no longer has: deleted while unwatched."""
-        namespace, _, name = key.rpartition("/")
-        if self.put_pod((namespace, name), None) is not None:
-            self.wake.set()
-
-    def put_pod(self, key: tuple[str, str], view: jobs.PodView | None) -> jobs.PodView | None:
-        """Record ``view`` under ``key`` (None: forget it); the view it replaced, if any."""
-        old = self.pods.pop(key, None) if view is None else self.pods.get(key)
-        if old is not None:
-            self.holding[old.car] -= 1
-            if self.holding[old.car] <= 0:
-                del self.holding[old.car]
-        if view is not None:
-            self.pods[key] = view
-            self.holding[view.car] += 1
-        return old
-
-    def car_changed(self, name: str) -> None:
-        """A car's report or Lease changed: look again at once if it holds work."""
-        if name in self.holding:
-            self.wake.set()
 
 
 @dataclasses.dataclass
@@ -145,9 +69,9 @@ class JobLoop:
         """Job key -> when a pod creation of it last failed (placement holds off for a while)."""
         self.started = time.monotonic()
         self.writes = asyncio.Semaphore(config.write_concurrency)
-        """Pod creates and deletes in flight. A round may place thousands of pods: all at once,
-        they waited for the client's connection pool until it timed out (41,627 failed creates
-        in 6 minutes at 10,000 cars, and the job held placement after each)."""
+        """Pod creates and deletes in flight. A round may place thousands of pods: started all at
+        once, they wait for the client's connection pool until it times out (at 10,000 cars,
+        tens of thousands of failed creates in minutes, and the job holds placement after each)."""
 
     async def register_all(self) -> None:
         """Register every job there is before the dispatcher serves: a worker that asks about its
@@ -188,9 +112,11 @@ class JobLoop:
                 continue
             if view is not None:
                 views.append(view)
-        expired = await self.dispatcher.call(lambda: self.dispatcher.ledger.expire(now))
+        expired = await self.dispatcher.expire(now)
         metrics.UNITS_EXPIRED.inc(len(expired))
-        summaries = await self.dispatcher.call(lambda: self._summaries(views))
+        summaries = await self.dispatcher.summaries(
+            v.key for v in views if v.failure is None and not v.deleting
+        )
         grace = cfg.car_lease_grace
         ready = {
             name: vehiclenode.lease_fresh(fleet.leases.get(name), now=now, grace=grace)
@@ -258,41 +184,19 @@ class JobLoop:
                 jobs.REASON_MODEL_NOT_FOUND,
                 f"spec.model.name: no model {spec.model.name!r} (known: {known})",
             )
-        uid = view.job.metadata.uid or ""
-        dataset = spec.input.dataset
-
-        def register() -> None:
-            items = inputs.count_items(dataset.uri) if dataset is not None else None
-            self.dispatcher.register_job(view.namespace, view.name, uid, spec, dataset_items=items)
-
         try:
-            await self.dispatcher.call(register)
+            await self.dispatcher.register(view.namespace, view.name, view.job.metadata.uid or "", spec)
         except inputs.UnsplittableInput as exc:
             return "UnsplittableInput", str(exc)
         except results.UnsupportedOutput as exc:
             return "UnsupportedOutput", str(exc)
         return None
 
-    def _summaries(self, views: list[jobs.JobView]) -> dict[str, jobs.Summary]:
-        out: dict[str, jobs.Summary] = {}
-        for view in views:
-            if (
-                view.failure is None
-                and not view.deleting
-                and self.dispatcher.served(view.namespace, view.name)
-            ):
-                out[view.key] = self.dispatcher.ledger.summary(view.key)
-        return out
-
     async def _apply(self, view: jobs.JobView, plan: jobs.JobPlan, now: datetime) -> None:
         spec = view.job.spec
-        ledger = self.dispatcher.ledger
         if plan.fence and spec.on_node_departure is not ij.DeparturePolicy.WAIT_FOR_DEADLINE:
             charge = spec.on_node_departure is ij.DeparturePolicy.FAIL_ATTEMPT
-            cars = [car for car, _ in plan.fence]
-            await self.dispatcher.call(
-                lambda: [ledger.fence_car(view.key, car, now=now, charge=charge) for car in cars]
-            )
+            await self.dispatcher.fence(view.key, [car for car, _ in plan.fence], now=now, charge=charge)
         for car, reason in plan.fence:
             if reason in jobs.NOT_DEPARTURES:
                 continue
@@ -331,9 +235,9 @@ class JobLoop:
 
     async def _create(self, view: jobs.JobView, car: str) -> None:
         try:
-            # The body is built under the write limit too: a round that places 7,000 pods at
-            # once held 7,000 bodies while they waited their turn (about 8 KB each; attempt 14
-            # of the bench: RSS 180 → 237 MiB in the first seconds of that round).
+            # The body is built under the write limit too: built before it, a round that places
+            # 7,000 pods at once would hold 7,000 bodies while they wait their turn (about 8 KB
+            # each: 57 MiB more RSS in the round's first seconds, see bench/pod_create_memory.py).
             async with self.writes:
                 body = self._pod_body(view, car)
                 created = await kube.create_pod(self.client, body)
@@ -359,17 +263,9 @@ class JobLoop:
 
     async def _finalize(self, view: jobs.JobView, now: datetime) -> None:
         """A deleted job: fence its cars, delete its pods, forget it, then let it go."""
-        ledger, key = self.dispatcher.ledger, view.key
+        key = view.key
         own = [p for p in self.state.pods.values() if (p.namespace, p.job) == (view.namespace, view.name)]
-
-        def forget() -> None:
-            if key in ledger.jobs():
-                for attempt in ledger.live(key):
-                    ledger.fence_car(key, attempt.car, now=now)
-                ledger.delete_job(key)
-
-        self.dispatcher.unregister_job(view.namespace, view.name)
-        await self.dispatcher.call(forget)
+        await self.dispatcher.forget(view.namespace, view.name, key, now=now)
         await asyncio.gather(*(self._delete(p) for p in own if not p.deleting))
         rest = [f for f in view.job.metadata.finalizers if f != kube.FINALIZER]
         try:
@@ -385,7 +281,7 @@ class JobLoop:
         except errors.KubeError as exc:
             log.info("releasing %s: %s (next round)", key, exc)
 
-    def _export(self, summaries: Mapping[str, jobs.Summary]) -> None:
+    def _export(self, summaries: Mapping[str, Summary]) -> None:
         phases = {"Running": 0, "Succeeded": 0, "Failed": 0}
         for job in self.state.jobs.values():
             c = job.status.conditions

@@ -22,8 +22,8 @@ import time
 from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator import metrics
 from curbside_operator.controllers.fleet import FleetState
-from curbside_operator.dispatch.ledger import CarFacts, Standing
 from curbside_operator.dispatch.server import Dispatcher
+from curbside_operator.facts import CarFacts, Standing
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,8 @@ class StandingsSync:
             await asyncio.sleep(POLL_SECONDS)
 
     async def step(self) -> None:
-        ledger = self.dispatcher.ledger
         first, self.primed = not self.primed, True
-        self.seq, changed = await self.dispatcher.call(lambda: ledger.standings(self.seq))
+        self.seq, changed = await self.dispatcher.standings(self.seq)
         for s in changed:
             valid, invalid = self.judged.get(s.car, (s.valid, s.invalid) if first else (0, 0))
             metrics.RESULTS.labels(verdict="valid").inc(max(0, s.valid - valid))

@@ -1,11 +1,11 @@
 """A work queue of object keys, as client-go's: each key waits at most once, one worker at a time.
 
-Why this exists: the fleet loop used to start one task per car it had to look at, each task
-judging its car at once and then waiting for a write slot. When 10,000 cars enrolled at once
-(the full bench, an operator restart on a big fleet), 10,000 tasks waited minutes for their
-slot and then wrote judgements minutes old: a car that had reported Charging meanwhile was
-written Offline, looked at again, and queued behind everyone once more. None became eligible
-in 15 minutes.
+Why this exists: a loop that started one task per car to look at, each task judging its car
+at once and then waiting for a write slot, would write stale judgements. When 10,000 cars
+enroll at once (the full bench, an operator restart on a big fleet), 10,000 such tasks wait
+minutes for their slot and then write judgements minutes old: a car that reported Charging
+meanwhile is written Offline, looked at again, and queued behind everyone once more, and
+none becomes eligible in 15 minutes.
 
 With this queue a fixed set of workers takes keys in order, and the worker judges its car when
 it takes it, from what the operator holds *then*. A key added again while it waits is not

@@ -1,143 +1,76 @@
 """The dispatcher: the small HTTP API through which workers on cars lease, renew, release and
-commit work units (DESIGN.md §4; BOINC's scheduler server plays this part).
+commit work units (``docs/design.md``, ``docs/dispatch.md``; BOINC's scheduler server plays
+this part).
 
 Why this exists: workers must not talk to the Kubernetes API (their credentials would reach
 far beyond their unit), and a queue per unit in Kubernetes would be one API write per unit.
 So the operator serves this API itself, in front of its ledger and result store. It needs no
-Kubernetes: the operator tells it which jobs exist with ``register_job``/``unregister_job``.
+Kubernetes: the operator tells it which jobs exist (``service.LedgerService``, which this
+class extends with HTTP).
 
-Wire protocol (JSON in and out; ``docs/dispatch.md`` has the full reference):
-
-- ``POST /v1/jobs/{ns}/{name}/lease`` ``{"car", "owner"}`` → 200 ``{"unit", "attempt",
-  "deadline", "input"}``, or 204 when no unit needs a car now.
-- ``POST /v1/jobs/{ns}/{name}/units/{unit}/renew`` ``{"car", "attempt"}`` → 200 ``{"deadline"}``.
-- ``POST .../units/{unit}/complete`` ``{"car", "attempt", "outputHash", "result"}`` → 200
-  ``{"commitId", "duplicate", "committed", "resultRef"}``. ``result.unit`` must be ``{unit}``:
-  a result naming another unit quarantines its car (403 ``Quarantined``).
-- ``POST .../units/{unit}/release`` ``{"car", "attempt", "error"?}`` → 200 ``{"released"}``.
-- ``GET /healthz``.
-
-Errors are ``{"error": <kind>, "message", ...}``: 400 ``BadRequest`` with ``field`` naming the
-offending field, 401/403 for a missing or wrong token, 404 ``NotFound``, 409 ``Fenced``, 503
-``Unavailable`` (with ``Retry-After``) when the token cannot be checked now.
+The bodies are ``curbside_api.wire``'s models: a request that does not validate is a 400
+``BadRequest`` whose ``field`` names the offending field; every other refusal is an
+``ErrorBody`` too: 401/403 for a missing or wrong token, 403 ``Quarantined``, 404
+``NotFound``, 409 ``Fenced``, 503 ``Unavailable`` (with ``Retry-After``) when the token cannot
+be checked now. A result must name its own unit (``result.unit``): one naming another unit
+quarantines its car.
 
 Every request carries ``Authorization: Bearer <token>``: the worker's pod's projected
 ServiceAccount token. ``auth`` checks it (TokenReview) and that its pod is this job's pod on
 the car the request names: a car can act only as itself, and only on its own job.
 
-Ledger and store calls run one at a time on one thread, off the event loop: SQLite has one
-writer anyway, and staging, committing and publishing a result must not interleave.
+Ledger calls run on the ledger's one thread (``LedgerService``); results are staged on a small
+pool of their own, and committing and publishing a result is one turn on the ledger's thread,
+so they never interleave.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import pydantic
 from aiohttp import web
-from pydantic.alias_generators import to_camel
 
-from curbside_api.v1alpha1 import inferencejob
-from curbside_operator.dispatch import auth, inputs, results
-from curbside_operator.dispatch.ledger import (
-    CarFacts,
-    Commit,
-    Fenced,
-    Ledger,
-    Quarantined,
-    UnknownJob,
-    UnknownUnit,
-    Validation,
-)
+from curbside_api import wire
+from curbside_operator.dispatch import auth, results
+from curbside_operator.dispatch.ledger import Fenced, Ledger, Quarantined, UnknownJob, UnknownUnit
+from curbside_operator.dispatch.service import LedgerService, RegisteredJob
+from curbside_operator.facts import CarFacts
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-B = TypeVar("B", bound="_Body")
+R = TypeVar("R", bound=wire.Request)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Name = Annotated[str, pydantic.StringConstraints(min_length=1, max_length=253)]
 MAX_BODY = 16 * 1024 * 1024
 
 
-def rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-# -- request bodies --------------------------------------------------------------------------
-class _Body(pydantic.BaseModel):
-    """Every request names the car it comes from (and its token must be that car's)."""
-
-    model_config = pydantic.ConfigDict(alias_generator=to_camel, extra="forbid", strict=True, frozen=True)
-
-    car: Name
-
-
-class LeaseBody(_Body):
-    owner: Name
-
-
-class AttemptBody(_Body):
-    attempt: int = pydantic.Field(ge=1)
-
-
-class ReleaseBody(AttemptBody):
-    error: str | None = pydantic.Field(None, max_length=1024)
-
-
-class CompleteBody(AttemptBody):
-    output_hash: str = pydantic.Field(pattern=r"^[0-9a-f]{64}$")
-    result: dict[str, Any]
-
-
 class HttpError(Exception):
-    """An error answer: status, kind and message, plus extra fields for the body."""
+    """An error answer: status and body, and how long to wait before retrying (0: no header)."""
 
-    def __init__(self, status: int, kind: str, message: str, *, retry_after: int = 0, **extra: Any) -> None:
+    def __init__(
+        self, status: int, kind: str, message: str, *, retry_after: int = 0, field: str | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
-        self.body = {"error": kind, "message": message, **extra}
+        self.body = wire.ErrorBody(error=kind, message=message, field=field)
 
 
 def bad_request(field: str, message: str) -> HttpError:
     return HttpError(400, "BadRequest", f"{field}: {message}", field=field)
 
 
-# -- the registry ---------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class RegisteredJob:
-    """What the dispatcher knows about a job the operator registered."""
-
-    namespace: str
-    name: str
-    key: str
-    source: inputs.InputSource
-    store: results.ResultStore
-    per_car: int
-    tolerance: float = 0.0
+def _json(answer: wire.Answer, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(wire.dump_json(answer), status=status, headers=headers)
 
 
-def validation_for(spec: inferencejob.InferenceJobSpec) -> Validation:
-    """How the ledger checks a job's results, from its ``spec.redundancy``."""
-    r, model = spec.redundancy, spec.model
-    return Validation(
-        model=f"{model.name}:{model.version if model.version is not None else 'latest'}",
-        adaptive=r.adaptive and r.replicas > 1,
-        trust_after=r.trust_after,
-        spot_percent=r.spot_check_percent,
-        probe_percent=r.probe_percent if r.replicas > 1 else 0,
-        quarantine_after=r.quarantine_after,
-    )
-
-
-class Dispatcher:
+class Dispatcher(LedgerService):
     """The ledger, the result stores and the registry of jobs, behind the HTTP API (``app``)."""
 
     def __init__(
@@ -152,69 +85,15 @@ class Dispatcher:
     ) -> None:
         """``cars`` says who a car is (owner, hardware class) from the operator's view of the
         fleet; without it (tests, tools) a lease's own ``owner`` is believed."""
-        self.ledger = ledger
+        super().__init__(ledger, stores=stores)
         self._authenticator, self._pod_name = authenticator, pod_name
-        self._stores = stores
         self._clock = clock
         self._cars = cars
-        self._jobs: dict[tuple[str, str], RegisteredJob] = {}
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._staging = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="staging")
 
-    # -- called by the operator --------------------------------------------------------------
-    def register_job(
-        self,
-        namespace: str,
-        name: str,
-        uid: str,
-        spec: inferencejob.InferenceJobSpec,
-        *,
-        dataset_items: int | None = None,
-    ) -> str:
-        """Make the job leasable; returns its ledger key. Idempotent (call it on every resume).
-
-        Raises ``inputs.UnsplittableInput`` or ``results.UnsupportedOutput`` (each naming the
-        field) for a job that cannot run. Publishes any result a crash left staged.
-        """
-        key = f"{namespace}/{name}/{uid}"
-        source = inputs.source_for(spec.input, dataset_items=dataset_items)
-        store = self._stores(spec.output.uri)
-        self.ledger.add_job(
-            key,
-            units=source.units,
-            unit_timeout=timedelta(seconds=spec.unit_timeout_seconds),
-            max_attempts=spec.max_attempts,
-            replicas=spec.redundancy.replicas,
-            quorum=spec.redundancy.quorum,
-            distinct_owners=spec.redundancy.distinct_owners,
-            validation=validation_for(spec),
-        )
-        for done in self.ledger.results(key):
-            if not store.published(namespace, name, done.unit, output_hash=done.output_hash):
-                store.publish(namespace, name, done.unit, output_hash=done.output_hash)
-        per_car = spec.placement.max_units_per_car
-        self._jobs[namespace, name] = RegisteredJob(
-            namespace, name, key, source, store, per_car, spec.redundancy.tolerance
-        )
-        return key
-
-    def unregister_job(self, namespace: str, name: str) -> None:
-        """Stop serving the job (the ledger keeps it until ``ledger.delete_job``)."""
-        self._jobs.pop((namespace, name), None)
-
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        super().close()
         self._staging.shutdown(wait=True)
-
-    async def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` (ledger work) on the ledger's thread, in turn with the workers' requests."""
-        return await self._run(fn)
-
-    def served(self, namespace: str, name: str) -> bool:
-        return (namespace, name) in self._jobs
-
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
     # -- HTTP --------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -228,11 +107,11 @@ class Dispatcher:
         return app
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        jobs = await self._run(self.ledger.jobs)
-        return web.json_response({"ok": True, "jobs": len(jobs), "served": len(self._jobs)})
+        jobs = await self._run(self._ledger.jobs)
+        return _json(wire.HealthResponse(ok=True, jobs=len(jobs), served=len(self._jobs)))
 
     async def _lease(self, request: web.Request) -> web.Response:
-        job, body = await self._accept(request, LeaseBody)
+        job, body = await self._accept(request, wire.LeaseRequest)
         now = self._clock()
         facts = CarFacts(owner=body.owner) if self._cars is None else self._cars(body.car)
         if facts is None:  # the token proved its pod runs there: the fleet view is still filling
@@ -243,35 +122,40 @@ class Dispatcher:
                 retry_after=5,
             )
         lease = await self._run(
-            lambda: self.ledger.lease(
+            lambda: self._ledger.lease(
                 job.key, car=body.car, owner=facts.owner, now=now, per_car=job.per_car, facts=facts
             )
         )
         if lease is None:
             return web.Response(status=204)
-        answer = {"unit": lease.unit, "attempt": lease.attempt, "deadline": rfc3339(lease.deadline)}
-        return web.json_response(
-            {**answer, "resumed": lease.resumed, "input": job.source.unit_input(lease.unit)}
+        return _json(
+            wire.LeaseResponse(
+                unit=lease.unit,
+                attempt=lease.attempt,
+                deadline=lease.deadline,
+                resumed=lease.resumed,
+                input=job.source.unit_input(lease.unit),
+            )
         )
 
     async def _renew(self, request: web.Request) -> web.Response:
-        job, body = await self._accept(request, AttemptBody)
+        job, body = await self._accept(request, wire.RenewRequest)
         unit, now = _unit(request), self._clock()
         deadline = await self._run(
-            lambda: self.ledger.renew(job.key, unit, body.attempt, car=body.car, now=now)
+            lambda: self._ledger.renew(job.key, unit, body.attempt, car=body.car, now=now)
         )
-        return web.json_response({"deadline": rfc3339(deadline)})
+        return _json(wire.RenewResponse(deadline=deadline))
 
     async def _release(self, request: web.Request) -> web.Response:
-        job, body = await self._accept(request, ReleaseBody)
+        job, body = await self._accept(request, wire.ReleaseRequest)
         unit, now = _unit(request), self._clock()
         released = await self._run(
-            lambda: self.ledger.release(job.key, unit, body.attempt, car=body.car, now=now, error=body.error)
+            lambda: self._ledger.release(job.key, unit, body.attempt, car=body.car, now=now, error=body.error)
         )
-        return web.json_response({"released": released})
+        return _json(wire.ReleaseResponse(released=released))
 
     async def _complete(self, request: web.Request) -> web.Response:
-        job, body = await self._accept(request, CompleteBody)
+        job, body = await self._accept(request, wire.CompleteRequest)
         unit, now = _unit(request), self._clock()
         try:
             actual = results.output_hash(body.result)
@@ -286,9 +170,9 @@ class Dispatcher:
             self._staging, lambda: job.store.stage(ns, name, unit, result=body.result, output_hash=actual)
         )
 
-        def commit() -> dict[str, Any]:
+        def commit() -> wire.CompleteResponse:
             matches = self._match(job, unit, body.attempt, body.result, actual)
-            done = self.ledger.complete(
+            done = self._ledger.complete(
                 job.key,
                 unit,
                 body.attempt,
@@ -298,15 +182,17 @@ class Dispatcher:
                 now=now,
                 matches=matches,
             )
+            published = ref
             if done.committed:  # also on a replay: publishing is idempotent and finishes a crashed one
                 published = job.store.publish(ns, name, unit, output_hash=done.output_hash or actual)
-                return {**answer(done), "resultRef": published}
-            return {**answer(done), "resultRef": ref}
+            return wire.CompleteResponse(
+                commit_id=done.commit_id,
+                duplicate=done.duplicate,
+                committed=done.committed,
+                result_ref=published,
+            )
 
-        def answer(done: Commit) -> dict[str, Any]:
-            return {"commitId": done.commit_id, "duplicate": done.duplicate, "committed": done.committed}
-
-        return web.json_response(await self._run(commit))
+        return _json(await self._run(commit))
 
     async def _check_unit(self, car: str, unit: int, named: Any, now: datetime) -> None:
         """A result names the unit it was computed for. Naming another one is a lie no honest
@@ -316,7 +202,7 @@ class Dispatcher:
             raise bad_request("result.unit", f"must be the unit's number ({unit}), got {named!r}")
         if named != unit:
             reason = f"sent unit {named}'s result as unit {unit}'s"
-            await self._run(lambda: self.ledger.quarantine(car, reason=reason, now=now))
+            await self._run(lambda: self._ledger.quarantine(car, reason=reason, now=now))
             raise Quarantined(car, reason)
 
     def _match(self, job: RegisteredJob, unit: int, attempt: int, result: Any, digest: str) -> str | None:
@@ -324,7 +210,7 @@ class Dispatcher:
         tolerance; None when only an exact match could count (the ledger compares hashes)."""
         if job.tolerance <= 0:
             return None
-        for candidate in self.ledger.candidates(job.key, unit, attempt):
+        for candidate in self._ledger.candidates(job.key, unit, attempt):
             if candidate == digest:
                 return candidate
             try:
@@ -335,7 +221,7 @@ class Dispatcher:
                 return candidate
         return None
 
-    async def _accept(self, request: web.Request, model: type[B]) -> tuple[RegisteredJob, B]:
+    async def _accept(self, request: web.Request, model: type[R]) -> tuple[RegisteredJob, R]:
         """The registered job and the validated, authenticated body of a request."""
         ns, name = request.match_info["namespace"], request.match_info["name"]
         job = self._jobs.get((ns, name))
@@ -374,21 +260,21 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except HttpError as error:
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-        return web.json_response(error.body, status=error.status, headers=headers)
+        return _json(error.body, status=error.status, headers=headers)
     except auth.AuthError as error:
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-        return web.json_response(
-            {"error": error.kind, "message": str(error)}, status=error.status, headers=headers
+        return _json(
+            wire.ErrorBody(error=error.kind, message=str(error)), status=error.status, headers=headers
         )
     except Fenced as error:
-        body = {"error": "Fenced", "message": error.reason, "unit": error.unit, "attempt": error.attempt}
-        return web.json_response(body, status=409)
+        body = wire.ErrorBody(error="Fenced", message=error.reason, unit=error.unit, attempt=error.attempt)
+        return _json(body, status=409)
     except Quarantined as error:
-        return web.json_response({"error": "Quarantined", "message": str(error)}, status=403)
+        return _json(wire.ErrorBody(error="Quarantined", message=str(error)), status=403)
     except (UnknownJob, UnknownUnit) as error:
-        return web.json_response({"error": "NotFound", "message": str(error)}, status=404)
+        return _json(wire.ErrorBody(error="NotFound", message=str(error)), status=404)
     except results.ResultError as error:
-        return web.json_response({"error": "ResultStoreError", "message": str(error)}, status=500)
+        return _json(wire.ErrorBody(error="ResultStoreError", message=str(error)), status=500)
     except ConnectionResetError:
         # The worker went away while sending its request (its car drove off, its pod stopped):
         # nothing to answer, and nothing wrong here. Not an error with a traceback in the log.
@@ -397,6 +283,5 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as error:  # aiohttp's own: no route, wrong method, body too large
         if error.status < 400:
             raise
-        return web.json_response(
-            {"error": error.reason.replace(" ", ""), "message": error.text}, status=error.status
-        )
+        kind = error.reason.replace(" ", "")
+        return _json(wire.ErrorBody(error=kind, message=error.text or ""), status=error.status)

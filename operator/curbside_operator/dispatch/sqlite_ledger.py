@@ -27,11 +27,10 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from curbside_api import intervals
+from curbside_operator.dispatch import sqlite_reads as reads_
 from curbside_operator.dispatch import sqlite_trust as trust_
 from curbside_operator.dispatch import sqlite_units as units_
 from curbside_operator.dispatch.ledger import (
-    CarFacts,
     Commit,
     CommittedUnit,
     EndedAttempt,
@@ -41,10 +40,7 @@ from curbside_operator.dispatch.ledger import (
     LedgerBusy,
     LiveAttempt,
     Quarantined,
-    Standing,
-    Summary,
     UnknownJob,
-    UnknownUnit,
     Validation,
     commit_id,
 )
@@ -58,12 +54,12 @@ from curbside_operator.dispatch.sqlite_schema import (
     RELEASED,
     SCHEMA_VERSION,
     SUBMITTED,
-    SUCCEEDED,
     WHY_NOT_LIVE,
     migrate,
     problems,
 )
 from curbside_operator.dispatch.sqlite_units import JobRow, from_us, to_us
+from curbside_operator.facts import CarFacts, Standing, Summary
 
 _SETTINGS = ("units", "timeout_us", "max_attempts", "replicas", "quorum", "distinct_owners", "validation")
 
@@ -193,46 +189,8 @@ class SqliteLedger:
             trust_.touch(db, car, facts.owner)
             reason = trust_.quarantined(db, car)
             if reason is None:
-                return self._lease(db, j, car=car, facts=facts, now_us=now_us, per_car=per_car)
+                return units_.lease(db, j, car=car, facts=facts, now_us=now_us, per_car=per_car)
         raise Quarantined(car, reason)
-
-    def _lease(
-        self, db: sqlite3.Connection, j: JobRow, *, car: str, facts: CarFacts, now_us: int, per_car: int
-    ) -> Lease | None:
-        due = db.execute(
-            "SELECT unit, attempt FROM attempts INDEXED BY attempts_live_job"
-            " WHERE status = 'live' AND job = ? AND deadline_us <= ?",
-            (j.id, now_us),
-        ).fetchall()
-        for unit, attempt in due:  # fenced before anything is reissued, in this transaction
-            units_.end(db, j, unit, attempt, status=EXPIRED, charge=True)
-        held = db.execute(
-            "SELECT unit, attempt, deadline_us FROM attempts INDEXED BY attempts_live_car"
-            " WHERE status = 'live' AND car = ? AND job = ? ORDER BY unit, attempt",
-            (car, j.id),
-        ).fetchall()
-        if len(held) >= per_car:
-            return Lease(held[0][0], held[0][1], from_us(held[0][2]), resumed=True)
-        unit = self._probe(db, j, car=car, facts=facts) if j.validation.probe_percent else None
-        probe = unit is not None
-        if unit is None:
-            unit = units_.pick(db, j, car=car, owner=facts.owner, hardware=facts.hardware)
-        if unit is None:
-            return None
-        deadline_us = now_us + j.timeout_us
-        attempt = units_.issue(
-            db, j, unit, facts=facts, car=car, now_us=now_us, deadline_us=deadline_us, probe=probe
-        )
-        return Lease(unit, attempt, from_us(deadline_us))
-
-    def _probe(self, db: sqlite3.Connection, j: JobRow, *, car: str, facts: CarFacts) -> int | None:
-        """The unit to check the car with, if this lease is a probe (a fixed function of job, car
-        and leases issued so far) and a verified unit it never saw exists."""
-        (issued,) = db.execute("SELECT issued FROM jobs WHERE id = ?", (j.id,)).fetchone()
-        if units_.draw(j.key, "probe", car, issued) >= j.validation.probe_percent:
-            return None
-        start = units_.draw(j.key, "start", car, issued) * j.units // 100
-        return trust_.pick_probe(db, j.id, car=car, owner=facts.owner, hardware=facts.hardware, start=start)
 
     def renew(self, job: str, unit: int, attempt: int, *, car: str, now: datetime) -> datetime:
         now_us = to_us(now)
@@ -253,7 +211,7 @@ class SqliteLedger:
         now_us = to_us(now)
         with self._tx() as db:
             j = self._job(db, job)
-            status, holder, _, _ = self._attempt(db, j, unit, attempt)
+            status, holder, _, _ = reads_.attempt(db, j, unit, attempt)
             if holder != car:
                 fenced = Fenced(job=job, unit=unit, attempt=attempt, reason="attempt belongs to another car")
             elif status != LIVE or self._check_live(db, j, unit, attempt, car=car, now_us=now_us):
@@ -279,7 +237,7 @@ class SqliteLedger:
         now_us = to_us(now)
         with self._tx() as db:
             j = self._job(db, job)
-            status, holder, _, submitted = self._attempt(db, j, unit, attempt)
+            status, holder, _, submitted = reads_.attempt(db, j, unit, attempt)
             fenced: Fenced | None
             if holder == car and status in (SUBMITTED, COMMITTED, CHECKED):
                 if submitted == output_hash:  # a replay: the same answer again
@@ -310,7 +268,7 @@ class SqliteLedger:
         matches: str | None,
         now_us: int,
     ) -> Commit:
-        allowed = set(self._candidates(db, j, unit, attempt))
+        allowed = set(reads_.candidates(db, j, unit, attempt))
         group = matches if matches in allowed else output_hash
         (probe,) = db.execute(
             "SELECT probe FROM attempts WHERE job = ? AND unit = ? AND attempt = ?", (j.id, unit, attempt)
@@ -340,23 +298,8 @@ class SqliteLedger:
     def candidates(self, job: str, unit: int, attempt: int) -> list[str]:
         with self._tx() as db:
             j = self._job(db, job)
-            self._attempt(db, j, unit, attempt)
-            return self._candidates(db, j, unit, attempt)
-
-    def _candidates(self, db: sqlite3.Connection, j: JobRow, unit: int, attempt: int) -> list[str]:
-        row = db.execute(
-            "SELECT a.probe, u.output_hash FROM attempts a JOIN units u ON u.job = a.job AND u.unit = a.unit"
-            " WHERE a.job = ? AND a.unit = ? AND a.attempt = ?",
-            (j.id, unit, attempt),
-        ).fetchone()
-        if row is not None and row[0]:
-            return [row[1]] if row[1] else []
-        groups = db.execute(
-            "SELECT DISTINCT grp FROM attempts WHERE job = ? AND unit = ? AND status = ? AND grp IS NOT NULL"
-            " ORDER BY grp",
-            (j.id, unit, SUBMITTED),
-        ).fetchall()
-        return [g for (g,) in groups]
+            reads_.attempt(db, j, unit, attempt)
+            return reads_.candidates(db, j, unit, attempt)
 
     def standings(self, since: int = 0) -> tuple[int, list[Standing]]:
         with self._tx() as db:
@@ -368,27 +311,12 @@ class SqliteLedger:
             db.execute("INSERT OR IGNORE INTO cars (car, owner) VALUES (?, '')", (car,))
             return units_.quarantine(db, car, reason, now_us=now_us)
 
-    def _attempt(
-        self, db: sqlite3.Connection, j: JobRow, unit: int, attempt: int
-    ) -> tuple[str, str, int, str | None]:
-        """(status, car, deadline, output hash) of the attempt; ``Fenced`` if there is none."""
-        if not 0 <= unit < j.units:
-            raise UnknownUnit(j.key, unit)
-        row = db.execute(
-            "SELECT status, car, deadline_us, output_hash FROM attempts"
-            " WHERE job = ? AND unit = ? AND attempt = ?",
-            (j.id, unit, attempt),
-        ).fetchone()
-        if row is None:
-            raise Fenced(job=j.key, unit=unit, attempt=attempt, reason="no such attempt")
-        return row[0], row[1], row[2], row[3]
-
     def _check_live(
         self, db: sqlite3.Connection, j: JobRow, unit: int, attempt: int, *, car: str, now_us: int
     ) -> Fenced | None:
         """None if the attempt may act now; otherwise why not. An overdue attempt is expired here
         (the caller's transaction commits that before raising)."""
-        status, holder, deadline_us, _ = self._attempt(db, j, unit, attempt)
+        status, holder, deadline_us, _ = reads_.attempt(db, j, unit, attempt)
         reason = None
         if holder != car:
             reason = "attempt belongs to another car"
@@ -443,71 +371,15 @@ class SqliteLedger:
     # -- reading ------------------------------------------------------------------------------
     def summary(self, job: str) -> Summary:
         with self._tx() as db:
-            j = self._job(db, job)
-            row = db.execute(
-                "SELECT pending, running, succeeded, failed, reruns, departures, issued, results, verified,"
-                " cursor FROM jobs WHERE id = ?",
-                (j.id,),
-            ).fetchone()
-            pending, running, succeeded, failed, reruns, departures, issued, results, verified, cursor = row
-            runs = db.execute(  # gaps and islands: consecutive units share unit - row_number()
-                "SELECT min(unit), max(unit) FROM (SELECT unit, unit - row_number() OVER (ORDER BY unit) AS g"
-                " FROM units INDEXED BY units_state WHERE job = ? AND state = ?) GROUP BY g ORDER BY 1",
-                (j.id, SUCCEEDED),
-            ).fetchall()
-            cars = db.execute(
-                "SELECT DISTINCT car FROM attempts INDEXED BY attempts_live_job"
-                " WHERE status = 'live' AND job = ?",
-                (j.id,),
-            )
-            return Summary(
-                open_hardware=self._open_hardware(db, j, cursor),
-                total=j.units,
-                pending=pending,
-                running=running,
-                succeeded=succeeded,
-                failed=failed,
-                completed_intervals=intervals.format(runs),
-                reruns=reruns,
-                cars_in_use=frozenset(car for (car,) in cars),
-                departures=departures,
-                attempts=issued,
-                results=results,
-                verified=verified,
-            )
-
-    @staticmethod
-    def _open_hardware(db: sqlite3.Connection, j: JobRow, cursor: int) -> frozenset[str] | None:
-        """Which hardware classes could take a lease of this job now (None: any); ``cursor`` is
-        the job's next never-issued unit."""
-        if cursor < j.units:
-            return None
-        classes = db.execute(
-            "SELECT DISTINCT hw FROM units INDEXED BY units_open WHERE job = ? AND open_slots > 0", (j.id,)
-        ).fetchall()
-        if any(hw is None for (hw,) in classes):
-            return None
-        return frozenset(hw for (hw,) in classes)
+            return reads_.summary(db, self._job(db, job))
 
     def live(self, job: str) -> list[LiveAttempt]:
         with self._tx() as db:
-            rows = db.execute(
-                "SELECT unit, attempt, car, owner, deadline_us FROM attempts INDEXED BY attempts_live_job"
-                " WHERE status = 'live' AND job = ? ORDER BY unit, attempt",
-                (self._job(db, job).id,),
-            ).fetchall()
-        return [
-            LiveAttempt(unit, attempt, car, owner, from_us(due)) for unit, attempt, car, owner, due in rows
-        ]
+            return reads_.live(db, self._job(db, job))
 
     def results(self, job: str) -> list[CommittedUnit]:
         with self._tx() as db:
-            rows = db.execute(
-                "SELECT unit, commit_id, output_hash, result_ref FROM units INDEXED BY units_state"
-                " WHERE job = ? AND state = ? ORDER BY unit",
-                (self._job(db, job).id, SUCCEEDED),
-            ).fetchall()
-        return [CommittedUnit(*row) for row in rows]
+            return reads_.results(db, self._job(db, job))
 
     def verify(self) -> list[str]:
         with self._tx() as db:

@@ -30,7 +30,7 @@ import sqlite3
 import statistics
 from typing import Any
 
-from curbside_operator.dispatch.ledger import Standing, Validation
+from curbside_operator.dispatch.ledger import Validation
 from curbside_operator.dispatch.sqlite_schema import (
     COMMITTED,
     INCONCLUSIVE,
@@ -43,6 +43,7 @@ from curbside_operator.dispatch.sqlite_schema import (
     SUCCEEDED,
     VALID,
 )
+from curbside_operator.facts import Standing
 
 US = 1_000_000
 

@@ -30,9 +30,10 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 from curbside_operator.dispatch import sqlite_trust as trust_
-from curbside_operator.dispatch.ledger import CarFacts, Validation, commit_id
+from curbside_operator.dispatch.ledger import Lease, Validation, commit_id
 from curbside_operator.dispatch.sqlite_schema import (
     COMMITTED,
+    EXPIRED,
     FAILED,
     FENCED,
     INVALID,
@@ -45,6 +46,7 @@ from curbside_operator.dispatch.sqlite_schema import (
     SUPERSEDED,
     WASTED,
 )
+from curbside_operator.facts import CarFacts
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -157,6 +159,46 @@ def issue(
     db.execute("UPDATE jobs SET issued = issued + 1 WHERE id = ?", (j.id,))
     settle(db, j, unit)
     return int(epoch)
+
+
+def lease(
+    db: sqlite3.Connection, j: JobRow, *, car: str, facts: CarFacts, now_us: int, per_car: int
+) -> Lease | None:
+    """A new attempt for ``car`` (``Ledger.lease``), once the job's overdue attempts are ended;
+    the car's oldest live attempt again (``resumed``) when it already holds ``per_car``."""
+    due = db.execute(
+        "SELECT unit, attempt FROM attempts INDEXED BY attempts_live_job"
+        " WHERE status = 'live' AND job = ? AND deadline_us <= ?",
+        (j.id, now_us),
+    ).fetchall()
+    for unit, attempt in due:  # fenced before anything is reissued, in this transaction
+        end(db, j, unit, attempt, status=EXPIRED, charge=True)
+    held = db.execute(
+        "SELECT unit, attempt, deadline_us FROM attempts INDEXED BY attempts_live_car"
+        " WHERE status = 'live' AND car = ? AND job = ? ORDER BY unit, attempt",
+        (car, j.id),
+    ).fetchall()
+    if len(held) >= per_car:
+        return Lease(held[0][0], held[0][1], from_us(held[0][2]), resumed=True)
+    unit = _probe(db, j, car=car, facts=facts) if j.validation.probe_percent else None
+    probe = unit is not None
+    if unit is None:
+        unit = pick(db, j, car=car, owner=facts.owner, hardware=facts.hardware)
+    if unit is None:
+        return None
+    deadline_us = now_us + j.timeout_us
+    attempt = issue(db, j, unit, facts=facts, car=car, now_us=now_us, deadline_us=deadline_us, probe=probe)
+    return Lease(unit, attempt, from_us(deadline_us))
+
+
+def _probe(db: sqlite3.Connection, j: JobRow, *, car: str, facts: CarFacts) -> int | None:
+    """The unit to check the car with, if this lease is a probe (a fixed function of job, car
+    and leases issued so far) and a verified unit it never saw exists."""
+    (issued,) = db.execute("SELECT issued FROM jobs WHERE id = ?", (j.id,)).fetchone()
+    if draw(j.key, "probe", car, issued) >= j.validation.probe_percent:
+        return None
+    start = draw(j.key, "start", car, issued) * j.units // 100
+    return trust_.pick_probe(db, j.id, car=car, owner=facts.owner, hardware=facts.hardware, start=start)
 
 
 def draw(*parts: object) -> int:

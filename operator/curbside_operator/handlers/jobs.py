@@ -1,6 +1,6 @@
 """InferenceJobs and their pods, fed into ``JobState``: record what changed, let the job loop act.
 
-Why this exists: the job loop (``jobs_runtime.JobLoop``) plans and acts, level-based, on a
+Why this exists: the job loop (``controllers.jobs.JobLoop``) plans and acts, level-based, on a
 tick and on every change; these only record. Jobs come through a kopf ``on.event`` handler,
 which keeps no progress annotations and writes nothing, so a job's status writes (the
 throttled summary) cost no extra patches. Pods come through our own watch
@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 
 from curbside_api import GROUP
-from curbside_operator.controllers.jobs import JobState
+from curbside_operator.controllers.job_state import JobState
 from curbside_operator.kube import jobs as kube
 from curbside_operator.kube import watch
 from curbside_operator.reconcile import pods

@@ -1,9 +1,11 @@
 """kopf settings and the operator's background tasks, in one startup handler.
 
 Why this exists: every framework default that matters at fleet scale is set here, each with
-its reason (ANCHORS §3 has the numbers): kopf's bookkeeping uses our annotation prefix and
-finalizer, handler results are never stored in status, Events are posted only for warnings,
-and there is one replica (standalone), so no peering writes.
+its reason (``docs/design.md``, "Fleet scale", has the numbers): kopf's bookkeeping uses our
+annotation prefix, handler results are never stored in status, Events are posted only for
+warnings, and there is one replica (standalone), so no peering writes. kopf's own finalizer is left at its
+default: no handler here asks kopf for one (the job loop manages ``kube.jobs.FINALIZER``
+itself).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from curbside_api import GROUP
 from curbside_operator import metrics
 from curbside_operator import settings as operator_settings
 from curbside_operator.controllers import fleet as fleet_runtime
+from curbside_operator.controllers import job_state, standings
 from curbside_operator.controllers import jobs as jobs_runtime
-from curbside_operator.controllers import standings
 from curbside_operator.dispatch import auth
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
@@ -46,7 +48,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     s.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    s.persistence.finalizer = f"{GROUP}/finalizer"
     # Every kopf.info() would be an Event write; at fleet scale only warnings are worth one.
     s.posting.level = logging.WARNING
     # Re-establish watches every 10 minutes even if the stream looks alive (kopf docs:
@@ -62,16 +63,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     state = fleet_runtime.FleetState(config)
     loop = fleet_runtime.FleetLoop(state, client)
     authenticator = auth.TokenReviewAuthenticator(token_reviewer(client), audience=pods.DISPATCHER_AUDIENCE)
+    ledger = SqliteLedger(config.ledger_path)
     dispatcher = Dispatcher(
-        SqliteLedger(config.ledger_path),
+        ledger,
         authenticator=authenticator,
         pod_name=placement.pod_name,
         cars=lambda name: standings.car_facts(state, name),
     )
-    jobs = jobs_runtime.JobState()
+    jobs = job_state.JobState()
     state.listeners.append(jobs.car_changed)
     job_loop = jobs_runtime.JobLoop(jobs, state, dispatcher, client, config)
-    memo.config, memo.fleet, memo.client, memo.jobs, memo.dispatcher = config, state, client, jobs, dispatcher
+    memo.config, memo.fleet, memo.client, memo.jobs = config, state, client, jobs
+    memo.dispatcher, memo.ledger = dispatcher, ledger
     await job_loop.register_all()
     memo.runner = await _serve(dispatcher, config)
     memo.tasks = [
@@ -125,8 +128,8 @@ async def _serve(dispatcher: Dispatcher, config: operator_settings.OperatorConfi
     runner = web.AppRunner(dispatcher.app(), access_log=None)
     await runner.setup()
     # Every car's worker may (re)connect at once: after an operator restart, or when a job
-    # starts on hundreds of cars. The default backlog (128) overflowed with 500 workers in the
-    # 10,000-car bench (the kernel fell back to SYN cookies; workers saw connections reset).
+    # starts on hundreds of cars. The default backlog (128) overflows with 500 workers at 10,000
+    # cars (the kernel falls back to SYN cookies; workers see connections reset).
     site = web.TCPSite(runner, config.dispatcher_host, config.dispatcher_port, backlog=ACCEPT_BACKLOG)
     await site.start()
     log.info("dispatcher listening on %s:%d", config.dispatcher_host, config.dispatcher_port)
@@ -139,8 +142,8 @@ async def _watch_leases(
     leases = kube.watch_leases(
         client, namespace=config.lease_namespace, on_listed=lambda: state.synced("Leases")
     )
-    async for ev_type, name, renew, duration in leases:
-        state.lease_event(ev_type, name, renew, duration)
+    async for ev_type, name, renew in leases:
+        state.lease_event(ev_type, name, renew)
 
 
 @kopf.on.cleanup()
@@ -156,4 +159,6 @@ async def stop_tasks(memo: kopf.Memo, **_: Any) -> None:
     dispatcher = getattr(memo, "dispatcher", None)
     if dispatcher is not None:
         dispatcher.close()
-        dispatcher.ledger.close()
+    ledger = getattr(memo, "ledger", None)
+    if ledger is not None:
+        ledger.close()

@@ -39,24 +39,23 @@ def make_client() -> AsyncClient:
     return AsyncClient(field_manager=FIELD_MANAGER)
 
 
-def lease_times(lease: Lease) -> tuple[datetime | None, int]:
-    """A Lease's renew time (timezone-aware) and duration in seconds."""
+def renew_time(lease: Lease) -> datetime | None:
+    """A Lease's renew time, timezone-aware."""
     spec = lease.spec
     renew = spec.renewTime if spec is not None else None
     if renew is not None and renew.tzinfo is None:
         renew = renew.replace(tzinfo=UTC)
-    duration = (spec.leaseDurationSeconds if spec is not None else None) or 0
-    return renew, int(duration)
+    return renew
 
 
 async def watch_leases(
     client: AsyncClient, *, namespace: str, on_listed: Callable[[], None] | None = None
-) -> AsyncIterator[tuple[str, str, datetime | None, int]]:
-    """Yield ``(event type, car name, renew time, duration)`` forever (``watch.list_then_watch``)."""
+) -> AsyncIterator[tuple[str, str, datetime | None]]:
+    """Yield ``(event type, car name, renew time)`` forever (``watch.list_then_watch``)."""
     async for ev_type, name, lease in watch.list_then_watch(
         client, Lease, what=f"Leases in {namespace}", namespace=namespace, on_listed=on_listed
     ):
-        yield (ev_type, name, *lease_times(lease)) if lease is not None else (ev_type, name, None, 0)
+        yield ev_type, name, renew_time(lease) if lease is not None else None
 
 
 async def patch_vehiclenode_status(

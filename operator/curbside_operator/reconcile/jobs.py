@@ -1,9 +1,9 @@
-"""What the operator does for every InferenceJob, decided in one pure pass (DESIGN §4–5).
+"""What the operator does for every InferenceJob, decided in one pure pass (``docs/design.md``).
 
 Why this exists: a job's pods, its cars' departures and its status are one decision, taken
 again and again (level-based): on every job or car event and on a timer. ``plan_jobs`` takes
 what the operator holds in memory (jobs, their pods, the fleet, the ledger's summaries) and
-the clock, and returns what to do; ``handlers.jobs_runtime`` carries it out in this order:
+the clock, and returns what to do; ``controllers.jobs.JobLoop`` carries it out in this order:
 
 1. **Departures first.** A pod whose car is leaving (driving, asleep, silent, predicted to
    leave before a unit could finish, no longer eligible) is *fenced* in the ledger (its live
@@ -22,11 +22,12 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from curbside_api import conditions as conds
 from curbside_api.v1alpha1 import inferencejob as ij
 from curbside_api.v1alpha1 import vehiclenode as vn
+from curbside_operator.facts import Summary
 from curbside_operator.reconcile import placement
 
 REASON_WAITING = "WaitingForCars"
@@ -35,42 +36,6 @@ REASON_UNITS_FAILED = "UnitsFailed"
 JOB_FINISHED = "JobFinished"
 NOT_DEPARTURES = frozenset({JOB_FINISHED, placement.NO_WORK_FOR_ACCELERATOR})
 """Reasons the operator itself removes a pod for: the car did not leave."""
-
-
-class Summary(Protocol):
-    """What planning reads of a job's ledger summary (``dispatch.ledger.Summary`` has it; the
-    layers keep ``reconcile`` from importing ``dispatch``, so the shape is stated here)."""
-
-    @property
-    def total(self) -> int: ...
-    @property
-    def pending(self) -> int: ...
-    @property
-    def running(self) -> int: ...
-    @property
-    def succeeded(self) -> int: ...
-    @property
-    def failed(self) -> int: ...
-    @property
-    def completed_intervals(self) -> str: ...
-    @property
-    def reruns(self) -> int: ...
-    @property
-    def cars_in_use(self) -> frozenset[str]: ...
-    @property
-    def departures(self) -> int: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def results(self) -> int: ...
-    @property
-    def verified(self) -> int: ...
-    @property
-    def open_hardware(self) -> frozenset[str] | None: ...
-    @property
-    def overhead(self) -> float: ...
-    @property
-    def done(self) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,7 +182,7 @@ def plan_jobs(
         )
     # Every car is judged only when some job may take one: at 10,000 cars a round with room
     # costs 93 ms, a round of full jobs 19 ms (bench/plan_round.py). Judging them every round
-    # took most of the operator's CPU there and starved its dispatcher.
+    # would take most of the operator's CPU there and starve its dispatcher.
     hungry = any(d.room > 0 for d in demands)
     candidates = (
         [placement.Candidate.of(car, ready=ready.get(name, False)) for name, car in cars.items()]

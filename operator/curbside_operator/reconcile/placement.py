@@ -1,4 +1,5 @@
-"""Which cars run which job: Curbside's own scheduler for inference pods (DESIGN §5).
+"""Which cars run which job: Curbside's own scheduler for inference pods (``docs/design.md``,
+"Placement").
 
 Why this exists: kube-scheduler knows nothing of batteries, departures or owners, and it
 places one pod at a time. The operator places a job's pods on cars itself (binding by

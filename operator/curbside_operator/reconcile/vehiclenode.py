@@ -47,10 +47,11 @@ REASON_PARTITION = "ControlPlanePartitionSuspected"
 
 @dataclasses.dataclass(frozen=True)
 class LeaseView:
-    """What the operator knows of a car's Lease."""
+    """What the operator knows of a car's Lease: when it was last renewed. Freshness is judged
+    against the operator's own grace (``car_lease_grace``), not the Lease's duration, so that
+    is not kept."""
 
     renew_time: datetime | None
-    duration_seconds: int
 
 
 @dataclasses.dataclass(frozen=True)

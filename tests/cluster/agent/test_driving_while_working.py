@@ -21,8 +21,8 @@ import httpx
 from curbside_agent import agent, credentials, interlock, kube, policy
 from curbside_agent.signals import sources
 from curbside_api.v1alpha1 import vehiclenode
-from tests.cluster.agent.conftest import Car, status_of
-from tests.cluster.agent.test_agent_file import DRIVING, PARKED, write_reading
+from tests.support.agent import DRIVING, PARKED, Car, status_of, write_reading
+from tests.support.figures import Figure
 
 WORKER = """
 import pathlib, signal, sys, time
@@ -49,7 +49,7 @@ class RecordingReporter(kube.CarReporter):
 
 
 def test_the_worker_is_stopped_before_driving_is_reported(
-    car: Car, api: httpx.Client, tmp_path: Path
+    car: Car, api: httpx.Client, tmp_path: Path, figure: Figure
 ) -> None:
     signals, stopped_file = tmp_path / "car.json", tmp_path / "worker-stopped"
     write_reading(signals, PARKED)
@@ -97,7 +97,7 @@ def test_the_worker_is_stopped_before_driving_is_reported(
     assert worker.wait(timeout=10) == 0  # it exited by itself on SIGTERM, not by SIGKILL
     stopped_ns = int(stopped_file.read_text())
     (sent_ns,) = reporter.driving_sent_ns
-    print(f"\nthe worker's SIGTERM handler ran {(sent_ns - stopped_ns) / 1e6:.2f} ms before Driving was sent")
+    figure("worker stopped -> Driving sent", f"{(sent_ns - stopped_ns) / 1e6:.2f} ms")
     assert stopped_ns < sent_ns
     assert status_of(api, car.name)["state"] == "Driving"
     (stop,) = guard.timeline.of(interlock.STOP_DELIVERED)

@@ -46,9 +46,9 @@ from curbside_operator.reconcile import placement, pods
 from curbside_sim import mobility
 from curbside_testbed import bed, serve
 from curbside_worker.workloads import seti
-from tests.cluster import wait
-from tests.cluster.agent.conftest import SIMULATOR_USER
-from tests.triton.conftest import LoopbackApp, free_port
+from tests.support import wait
+from tests.support.agent import SIMULATOR_USER
+from tests.support.loopback import LoopbackApp, free_port
 
 CARS, SEED, SPEED, BATTERY_STEP = 20, 1, 25.0, 5.0
 LEAD_S, WINDOW_S = 30.0, 60.0
@@ -212,7 +212,7 @@ def pod_body(namespace: str, job: str, car: str, *, served: Served, env: dict[st
             "restartPolicy": "Never",
             "tolerations": [{"key": "curbside.dev/vehicle", "operator": "Exists"}],
             "containers": [
-                {"name": "tritonserver", "image": "nvcr.io/nvidia/tritonserver:24.08-py3"},
+                {"name": "tritonserver", "image": inferencejob.DEFAULT_TRITON_IMAGE},
                 {
                     "name": "worker",
                     "image": "curbside/worker:dev",

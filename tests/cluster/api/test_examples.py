@@ -16,11 +16,10 @@ import yaml
 
 from curbside_api import base
 from curbside_api.v1alpha1 import inferencejob, vehiclenode
-from tests.cluster import wait
-from tests.cluster.api import conftest
-from tests.cluster.api import manifests as m
+from tests.support import manifests as m
+from tests.support import wait
 
-EXAMPLES = sorted((conftest.REPO / "examples").glob("*.yaml"))
+EXAMPLES = sorted(m.EXAMPLES.glob("*.yaml"))
 KINDS: dict[str, tuple[type[base.Resource], str]] = {
     "InferenceJob": (inferencejob.InferenceJob, "inferencejobs"),
     "VehicleNode": (vehiclenode.VehicleNode, "vehiclenodes"),
@@ -50,9 +49,7 @@ def test_example_is_stored_as_the_model_reads_it(api: httpx.Client, namespace: s
         api.delete(m.url(plural, namespace=ns, name=name))
 
 
-def test_kubectl_apply_of_the_examples_folder(
-    api: httpx.Client, namespace: str, kubectl: conftest.Kubectl
-) -> None:
+def test_kubectl_apply_of_the_examples_folder(api: httpx.Client, namespace: str, kubectl: m.Kubectl) -> None:
     cars = [yaml.safe_load(p.read_text())["metadata"]["name"] for p in EXAMPLES if "vehiclenode" in p.name]
     # Cars are cluster-scoped and the test bed's cars may already have VehicleNodes (enrolled
     # by the operator or the simulator, with other VINs): the example replaces them, and they
@@ -63,7 +60,7 @@ def test_kubectl_apply_of_the_examples_folder(
         wait.until(gone, timeout=30, what=f"{car} deleted")
     ours = cars
     try:
-        out = kubectl("apply", "-n", namespace, "-f", str(conftest.REPO / "examples")).stdout
+        out = kubectl("apply", "-n", namespace, "-f", str(m.EXAMPLES)).stdout
         assert out.count("created") + out.count("configured") + out.count("unchanged") == len(EXAMPLES), out
         jobs = api.get(m.url("inferencejobs", namespace=namespace)).json()["items"]
         assert len(jobs) == sum(1 for p in EXAMPLES if "vehiclenode" not in p.name)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster.api import manifests as m
+from tests.support import manifests as m
 
 STRICT = {"fieldValidation": "Strict"}
 D = m.DELETE

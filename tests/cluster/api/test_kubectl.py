@@ -13,9 +13,8 @@ import httpx
 
 from curbside_api import conditions
 from curbside_api.v1alpha1 import inferencejob, vehiclenode
-from tests.cluster import wait
-from tests.cluster.api import conftest
-from tests.cluster.api import manifests as m
+from tests.support import manifests as m
+from tests.support import wait
 
 NOW = datetime(2025, 6, 1, 22, 0, tzinfo=UTC)
 MERGE = {"Content-Type": "application/merge-patch+json"}
@@ -47,7 +46,7 @@ def _job_status() -> inferencejob.InferenceJobStatus:
     return status
 
 
-def test_get_ij_shows_progress(api: httpx.Client, namespace: str, kubectl: conftest.Kubectl) -> None:
+def test_get_ij_shows_progress(api: httpx.Client, namespace: str, kubectl: m.Kubectl) -> None:
     assert api.post(m.url("inferencejobs", namespace=namespace), json=m.job("seti")).status_code == 201
     r = api.patch(
         m.url("inferencejobs", namespace=namespace, name="seti", sub="status"),
@@ -66,7 +65,7 @@ def test_get_ij_shows_progress(api: httpx.Client, namespace: str, kubectl: conft
 
 
 def test_kubectl_wait_understands_our_conditions(
-    api: httpx.Client, namespace: str, kubectl: conftest.Kubectl
+    api: httpx.Client, namespace: str, kubectl: m.Kubectl
 ) -> None:
     assert api.post(m.url("inferencejobs", namespace=namespace), json=m.job("done")).status_code == 201
     status = _job_status()
@@ -103,7 +102,7 @@ def _car_status() -> vehiclenode.VehicleNodeStatus:
     )
 
 
-def test_get_vn_shows_the_car_at_a_glance(api: httpx.Client, kubectl: conftest.Kubectl) -> None:
+def test_get_vn_shows_the_car_at_a_glance(api: httpx.Client, kubectl: m.Kubectl) -> None:
     name = m.unique("car")
     assert api.post(m.url("vehiclenodes"), json=m.car(name)).status_code == 201
     try:
@@ -138,7 +137,7 @@ def test_get_vn_shows_the_car_at_a_glance(api: httpx.Client, kubectl: conftest.K
         api.delete(m.url("vehiclenodes", name=name))
 
 
-def test_get_curbside_lists_both_kinds(api: httpx.Client, namespace: str, kubectl: conftest.Kubectl) -> None:
+def test_get_curbside_lists_both_kinds(api: httpx.Client, namespace: str, kubectl: m.Kubectl) -> None:
     name = m.unique("car")
     assert api.post(m.url("vehiclenodes"), json=m.car(name)).status_code == 201
     assert api.post(m.url("inferencejobs", namespace=namespace), json=m.job("listed")).status_code == 201
@@ -150,7 +149,7 @@ def test_get_curbside_lists_both_kinds(api: httpx.Client, namespace: str, kubect
         api.delete(m.url("vehiclenodes", name=name))
 
 
-def _explain(kubectl: conftest.Kubectl, what: str) -> str:
+def _explain(kubectl: m.Kubectl, what: str) -> str:
     # The OpenAPI document for a new CRD is published a moment after it is Established.
     def explained() -> str:
         done = kubectl("explain", what, check=False)
@@ -159,7 +158,7 @@ def _explain(kubectl: conftest.Kubectl, what: str) -> str:
     return wait.until(explained, timeout=30, what=f"kubectl explain {what}")
 
 
-def test_explain_reads_like_documentation(kubectl: conftest.Kubectl) -> None:
+def test_explain_reads_like_documentation(kubectl: m.Kubectl) -> None:
     text = _explain(kubectl, "inferencejob.spec")
     assert "What to run, on what, where results go, on which cars." in text
     for field, words in [

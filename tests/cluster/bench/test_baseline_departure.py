@@ -17,8 +17,8 @@ import httpx
 
 from curbside_bench import baseline, kit
 from curbside_testbed import bed
-from tests.cluster import wait
-from tests.cluster.conftest import SILENCEABLE
+from tests.support import wait
+from tests.support.fleet import SILENCEABLE
 
 
 def test_a_silenced_car_goes_unknown_and_kubernetes_moves_its_pod(

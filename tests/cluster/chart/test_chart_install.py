@@ -25,8 +25,8 @@ import yaml
 from curbside_api.v1alpha1 import inferencejob as ij
 from curbside_operator.reconcile import pods
 from curbside_testbed import bed, build
-from tests.cluster import wait
-from tests.unit.chart import helm as h
+from tests.support import helm as h
+from tests.support import wait
 
 pytestmark = pytest.mark.cluster
 

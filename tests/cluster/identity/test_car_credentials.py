@@ -1,4 +1,4 @@
-"""The per-car credential matrix (ANCHORS §4 tests 10 and 11), against the real API server.
+"""The per-car credential matrix against the real API server (docs/install.md: cars and their permissions).
 
 Car A's own x509 credentials, from the kubeconfig enrollment wrote, against every request a
 car's agent makes and a long list it must never make: another car's VehicleNode and Lease,
@@ -26,8 +26,8 @@ import yaml
 
 from curbside_api.v1alpha1 import vehiclenode
 from curbside_testbed import bed, identity, pki
-from tests.cluster import wait
-from tests.cluster.identity.conftest import LEASES, MERGE, VN, Cars, answer, lease, now, now_micro, ok, watch
+from tests.support import wait
+from tests.support.car_identity import LEASES, MERGE, VN, Cars, answer, lease, now, now_micro, ok, watch
 
 RBAC = "cannot"  # RBAC's refusals: 'User "curbside:car:x" cannot patch resource "vehiclenodes" ...'
 

@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from curbside_testbed import bed, identity
-from tests.cluster import wait
-from tests.cluster.identity.conftest import (
+from tests.support import wait
+from tests.support.car_identity import (
     LEASES,
     MERGE,
     VN,

@@ -1,4 +1,4 @@
-"""Issue 7's dispatcher authentication against the real API server: a worker token from car A
+"""The dispatcher's authentication against the real API server: a worker token from car A
 cannot lease or commit for car B.
 
 The operator runs as its own process, its dispatcher checking every new token with a
@@ -18,9 +18,11 @@ from typing import Any
 import httpx
 
 from curbside_operator.dispatch.results import output_hash
-from tests.cluster import wait
-from tests.cluster.fleet.conftest import Cars, OperatorProcess
-from tests.cluster.jobs.conftest import bring_up, job_body, jobs_path, placed_pods, pod_token
+from curbside_testbed.operator import OperatorProcess
+from tests.support import wait
+from tests.support.figures import Figure
+from tests.support.fleet import Cars, bring_up
+from tests.support.jobs import job_body, jobs_path, placed_pods, pod_token
 
 OPERATOR_ENV = {"CURBSIDE_STATUS_INTERVAL_SECONDS": "0.5"}
 OTHER_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
@@ -43,7 +45,7 @@ def ok(response: httpx.Response) -> dict[str, Any]:
 
 
 def test_a_token_from_car_a_cannot_lease_or_commit_for_car_b(
-    api: httpx.Client, namespace: str, operator: OperatorProcess, cars: Cars
+    api: httpx.Client, namespace: str, operator: OperatorProcess, cars: Cars, figure: Figure
 ) -> None:
     a, b = bring_up(api, cars, ["car-00950", "car-00951"])
     r = api.post(jobs_path(namespace), json=job_body("auth", units=4, placement={"maxCars": 2}))
@@ -123,7 +125,8 @@ def test_a_token_from_car_a_cannot_lease_or_commit_for_car_b(
     )
     refused = job.post("/lease", orphan, {"car": a, "owner": "x"})
     assert (refused.status_code, refused.json()["error"]) == (401, "Unauthorized"), refused.text
-    print(
-        f"\nfirst request with a new token (TokenReview) {first * 1000:.0f} ms; "
-        f"a request with a reviewed token {cached * 1000:.0f} ms"
+    figure(
+        "dispatcher authentication",
+        f"first request with a new token (TokenReview) {first * 1000:.0f} ms; "
+        f"a request with a reviewed token {cached * 1000:.0f} ms",
     )

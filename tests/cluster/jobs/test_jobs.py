@@ -1,6 +1,6 @@
 """The operator runs InferenceJobs: placement, departures, completion, failure and deletion.
 
-Issue 5's acceptance for the operator alone, against the real API server: cars are scripted
+The operator alone, against the real API server: cars are scripted
 (``Cars``), workers are played over the dispatcher's HTTP API with the tokens their pods ask
 for (pod-bound, from the TokenRequest API), so each step is checked where it happens. Each
 test uses its own cars.
@@ -13,11 +13,12 @@ from typing import Any
 
 import httpx
 
-from tests.cluster import wait
-from tests.cluster.fleet.conftest import Cars, OperatorProcess
-from tests.cluster.jobs.conftest import (
+from curbside_testbed.operator import OperatorProcess
+from tests.support import wait
+from tests.support.figures import Figure
+from tests.support.fleet import Cars, bring_up
+from tests.support.jobs import (
     PlayedWorker,
-    bring_up,
     condition,
     job_body,
     jobs_path,
@@ -79,7 +80,7 @@ def test_job_gets_one_pod_per_eligible_car_with_a_deterministic_name(
 
 
 def test_departure_fences_the_car_first_and_its_late_result_is_refused(
-    api: httpx.Client, namespace: str, operator: OperatorProcess, cars: Cars
+    api: httpx.Client, namespace: str, operator: OperatorProcess, cars: Cars, figure: Figure
 ) -> None:
     live = _cars(110, 3)
     bring_up(api, cars, live)
@@ -94,7 +95,7 @@ def test_departure_fences_the_car_first_and_its_late_result_is_refused(
     cars.report(worker.car, state="Driving", charging=False)
     wait.until(
         lambda: worker.car not in {p["spec"]["nodeName"] for p in pods(api, namespace, "depart")},
-        timeout=10,
+        timeout=60,
         what="the driving car's pod deleted",
     )
     reaction = time.monotonic() - left
@@ -103,13 +104,13 @@ def test_departure_fences_the_car_first_and_its_late_result_is_refused(
     first = {p["spec"]["nodeName"] for p in placed}  # any other free eligible car may take over
     replacement = wait.until(
         lambda: next((p for p in pods(api, namespace, "depart") if p["spec"]["nodeName"] not in first), None),
-        timeout=10,
+        timeout=60,
         what="a replacement pod on another car",
     )
     replaced = time.monotonic() - left
-    print(
-        f"departure: pod deleted after {reaction * 1000:.0f} ms, "
-        f"replacement created after {replaced * 1000:.0f} ms"
+    figure(
+        "departure",
+        f"pod deleted after {reaction * 1000:.0f} ms, replacement created after {replaced * 1000:.0f} ms",
     )
     # The unit went back to pending at once: the replacement car's worker gets it.
     other = PlayedWorker(replacement, api)
@@ -227,7 +228,7 @@ def test_delete_removes_pods_and_stops_leases_even_while_the_operator_is_down(
         held = _job(api, namespace, "gone-later")  # our finalizer holds it until we are back
         assert held["metadata"].get("deletionTimestamp")
     finally:
-        operator.start()
+        operator.start(wait=60)
     wait.until(
         lambda: api.get(f"{jobs_path(namespace)}/gone-later").status_code == 404,
         timeout=60,

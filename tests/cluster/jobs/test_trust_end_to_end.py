@@ -1,4 +1,4 @@
-"""Issue 7's acceptance end to end: cheating cars, real Triton, real workers, the real operator.
+"""Trust end to end: cheating cars, real Triton, real workers, the real operator.
 
 200 scripted cars run a 2,000-unit ``seti-spike-search`` job with ``replicas: 2, quorum: 2``
 and adaptive replication. The simulator's worker pool runs the real worker for every pod the
@@ -28,9 +28,10 @@ import pytest
 from curbside_operator.dispatch.results import FolderResultStore
 from curbside_sim import cheats, tokens, workers
 from curbside_testbed import serve
-from tests.cluster import wait
-from tests.cluster.fleet.conftest import VN, Cars, OperatorProcess
-from tests.cluster.jobs.conftest import CHARGING, bring_up, condition, job_body, jobs_path, missed_signals
+from curbside_testbed.operator import OperatorProcess
+from tests.support import wait
+from tests.support.fleet import CHARGING, VN, Cars, bring_up
+from tests.support.jobs import condition, job_body, jobs_path, missed_signals
 
 CARS = int(os.environ.get("CURBSIDE_TEST_JOB_CARS", "200"))
 UNITS = int(os.environ.get("CURBSIDE_TEST_JOB_UNITS", "2000"))
@@ -218,7 +219,7 @@ def test_cheating_cars_are_caught_and_no_forged_value_is_accepted(
         curve = _overhead_curve(db, job_id)
         db.close()
     finally:
-        operator.start()
+        operator.start(wait=60)
 
     told_enough = {car for car, n in lies.items() if n >= QUARANTINE_AFTER}
     honest_caught = {car: why for car, why in quarantined.items() if car in set(names) - set(liars)}
@@ -239,7 +240,7 @@ def test_cheating_cars_are_caught_and_no_forged_value_is_accepted(
     assert all(credit.get(car, 0.0) == 0.0 for car, mode in liars.items() if mode in ("perturb", "random"))
     # "With trusted cars the overhead falls below 15 %": once trust has built up (after the
     # first two fifths) some fifth of the job must be below it. Not the last fifth alone: the
-    # tail also re-replicates what quarantined liars left, and was 18 % in one CI run.
+    # tail also re-replicates what quarantined liars left, which can keep it above 15 %.
     assert min(curve[2:]) < 0.15, f"replication overhead by fifths of the job: {curve}"
 
     store = FolderResultStore(results)

@@ -1,4 +1,4 @@
-"""Issue 6's acceptance: a real Prometheus scrapes the operator, the agents and the workers
+"""Observability: a real Prometheus scrapes the operator, the agents and the workers
 during a short simulated run, and every panel of every generated dashboard finds data.
 
 Debian's ``prometheus`` runs on loopback, scraping the operator's ``/metrics`` and the fleet
@@ -35,11 +35,12 @@ import pytest
 
 from curbside_operator import metrics
 from curbside_testbed import bed, fleet, serve
-from tests.cluster import wait
-from tests.cluster.fleet.conftest import CHARGING, Cars, OperatorProcess, bring_up
-from tests.cluster.jobs.conftest import job_body, jobs_path, pods
-from tests.cluster.observe import prometheus as prom
-from tests.unit.chart import helm as h
+from curbside_testbed.operator import OperatorProcess
+from tests.support import helm as h
+from tests.support import prometheus as prom
+from tests.support import wait
+from tests.support.fleet import CHARGING, Cars, bring_up
+from tests.support.jobs import job_body, jobs_path, pods
 
 CARS, SEED, SPEED = 40, 3, 120.0
 START = datetime(2025, 3, 3, 6, 30, tzinfo=UTC)  # a Monday: commuters leave within the run
@@ -129,8 +130,8 @@ def test_every_dashboard_panel_has_data_in_a_real_prometheus(
 
     # Two scripted cars, reporting in wall time, take a job of their own and drive off with it.
     # Their reactions are the only ones the operator times: Prometheus must hold a sample of both
-    # histograms from before, or the increase is invisible to rate() (a run where the cars were
-    # done before the first scrape failed here with the counts already at 3 and 4).
+    # histograms from before, or the increase is invisible to rate() (cars done before the first
+    # scrape leave the counts already at their final values, and rate() sees no increase).
     wait.until(
         lambda: all(server.query(f"{name}_count")["result"] for name in REACTIONS),
         timeout=60,

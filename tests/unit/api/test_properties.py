@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from curbside_api import base
 from curbside_api.v1alpha1 import inferencejob, vehiclenode
 from curbside_gen import crds
-from tests.unit.api import crd_strategies
+from tests.support import crd_strategies
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

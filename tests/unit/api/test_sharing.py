@@ -12,7 +12,7 @@ from curbside_api import sharing
 from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator.controllers.fleet import hold_car
 from curbside_operator.reconcile import vehiclenode as car
-from tests.unit.reconcile.test_vehiclenode import GRACE, NOW, lease, make_car, node
+from tests.support.cars import GRACE, NOW, lease, make_car, node
 
 
 def _body(**status: Any) -> dict[str, Any]:

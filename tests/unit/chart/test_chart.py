@@ -21,7 +21,8 @@ from curbside_agent import metrics as agent_metrics
 from curbside_operator import metrics as operator_metrics
 from curbside_operator import settings
 from curbside_worker import metrics as worker_metrics
-from tests.unit.chart import helm as h
+from tests.support import helm as h
+from tests.support import pods
 
 SCENARIOS = [None, *h.SCENARIOS]
 IDS = [h.scenario_id(s) for s in SCENARIOS]
@@ -228,11 +229,9 @@ def test_agent_pod_monitor_scrapes_the_agents_metrics_port() -> None:
 
 
 def test_inference_pod_monitor_scrapes_the_pods_the_operator_places() -> None:
-    from tests.unit.reconcile.test_pods import _body
-
     docs = h.render(h.CHART / "ci" / "monitoring-values.yaml")
     monitor = one(docs, "PodMonitor", "-inference")
-    pod = _body()
+    pod = pods.pod_body()
     assert set(monitor["spec"]["selector"]["matchLabels"].items()) <= set(pod["metadata"]["labels"].items())
     assert monitor["spec"]["namespaceSelector"] == {"any": True}  # jobs live in users' namespaces
     declared = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}

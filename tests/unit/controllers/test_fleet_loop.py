@@ -1,7 +1,8 @@
 """The fleet loop: when it judges cars, in what order, and with which facts.
 
-The 10,000-car bench (attempt 7) stalled because every queued car carried a judgement made
-when it was queued, written minutes later; these pin the loop that replaced it.
+A queued car must not carry a judgement made when it was queued: at 10,000 cars it would be
+written minutes later, stale (``controllers.workqueue`` says why). These pin a loop that
+judges each car when a worker takes it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import pytest
 
 from curbside_operator import settings
 from curbside_operator.controllers import fleet as fleet_runtime
-from tests.unit.controllers.test_write_races import body, node
-from tests.unit.reconcile.test_vehiclenode import NOW, lease
+from tests.support.cars import NAME, NOW, lease, node
+from tests.support.cars import car_body as body
 
-NAME = "car-00001"
 Write = Callable[[Any, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from curbside_operator.controllers.jobs import JobState
+from curbside_operator.controllers.job_state import JobState
 from curbside_operator.reconcile import pods
 
 

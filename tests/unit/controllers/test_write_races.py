@@ -1,9 +1,9 @@
 """Our own write's answer and the watch's events race; the newer version must win.
 
 A car reports Charging while the operator's status write for it is in flight. If the report
-landed after the write, its watch event (newer) can reach the operator before the write's
-answer (older). The operator must keep the report: taking the answer instead forgot it, and
-the car stayed ineligible until it next reported (CI of stop 15: a car not eligible in 60 s).
+lands after the write, its watch event (newer) can reach the operator before the write's
+answer (older). The operator must keep the report: taking the answer instead would forget it,
+and the car would stay ineligible until it next reported.
 """
 
 from __future__ import annotations
@@ -16,18 +16,10 @@ import yaml
 
 from curbside_operator import settings
 from curbside_operator.controllers import fleet as fleet_runtime
-from curbside_operator.controllers.jobs import JobState
+from curbside_operator.controllers.job_state import JobState
 from curbside_operator.reconcile import vehiclenode as car
-from tests.unit.reconcile.test_placement import REPO
-from tests.unit.reconcile.test_vehiclenode import NOW, lease, make_car, node
-
-NAME = "car-00001"
-
-
-def body(version: int, **status: Any) -> dict[str, Any]:
-    out = make_car(**status).model_dump(mode="json", by_alias=True, exclude_none=True)
-    out["metadata"].update(name=NAME, resourceVersion=str(version))
-    return out
+from tests.support.cars import NAME, NOW, REPO, lease, node
+from tests.support.cars import car_body as body
 
 
 def node_body(version: int, *labels: str) -> dict[str, Any]:

@@ -17,15 +17,16 @@ from pathlib import Path
 import pytest
 
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
-from tests.conftest import REPO
-from tests.unit.dispatch import crash_child
-from tests.unit.dispatch.conftest import T0
+from tests.support import ledger_crash_child as crash_child
+from tests.support.ledger import T0
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _run_and_kill(path: Path, *, seed: int, commits_before_kill: int) -> set[tuple[str, int, str]]:
     """Start the child, SIGKILL it once it acknowledged that many commits; what it acknowledged."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.unit.dispatch.crash_child", str(path), str(seed)],
+        [sys.executable, "-m", "tests.support.ledger_crash_child", str(path), str(seed)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

@@ -22,7 +22,7 @@ from curbside_operator.dispatch.ledger import (
     commit_id,
 )
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
-from tests.unit.dispatch.conftest import JOB, T0, at
+from tests.support.ledger import JOB, T0, at
 
 FENCED = "Fenced"
 Step = tuple[str, dict[str, Any], Any]

@@ -23,7 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from curbside_api import intervals
 from curbside_operator.dispatch.ledger import Commit, Fenced
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
-from tests.unit.dispatch.conftest import JOB, T0
+from tests.support.ledger import JOB, T0
 
 CARS = [f"c{i}" for i in range(6)]
 UNITS = 4

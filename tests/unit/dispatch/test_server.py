@@ -7,81 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from aiohttp.test_utils import make_mocked_request
 
-from curbside_api.v1alpha1 import inferencejob
 from curbside_operator.dispatch import auth, inputs, results, server
 from curbside_operator.dispatch.server import Dispatcher
-from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from curbside_operator.reconcile.placement import pod_name
-from tests.unit.dispatch.conftest import T0, at
-
-BASE = "/v1/jobs/demo/seti"
-Client = TestClient[web.Request, web.Application]
-
-
-def spec(**overrides: Any) -> inferencejob.InferenceJobSpec:
-    body = {
-        "model": {"name": "seti-spike-search"},
-        "input": {"generated": {"seed": 7, "units": 2, "itemsPerUnit": 4, "parameters": {"snrDb": "12"}}},
-        "output": {"uri": "file:///unused"},
-        "unitTimeoutSeconds": 30,
-        **overrides,
-    }
-    return inferencejob.InferenceJobSpec.model_validate(body)
-
-
-class Harness:
-    """A dispatcher on a file ledger and a folder store, with a clock the test moves."""
-
-    def __init__(self, tmp_path: Path, *, authenticator: auth.Authenticator | None = None) -> None:
-        self.now = T0
-        self.store = results.FolderResultStore(tmp_path / "results", fsync=False)
-        self.ledger = SqliteLedger(tmp_path / "ledger.db", durable=False)
-        self.tokens = auth.StaticAuthenticator()
-        self.dispatcher = Dispatcher(
-            self.ledger,
-            authenticator=authenticator or self.tokens,
-            pod_name=pod_name,
-            stores=lambda uri: self.store,
-            clock=self.clock,
-        )
-        self.key = self.dispatcher.register_job("demo", "seti", "uid-1", spec())
-
-    def clock(self) -> datetime:
-        return self.now
-
-    def auth(
-        self, car: str, *, job: str = "seti", namespace: str = "demo", node: str | None = None
-    ) -> dict[str, str]:
-        """The token of ``job``'s pod on ``car`` (running on ``node``, by default that car)."""
-        identity = auth.Identity(namespace, "default", pod_name(job, car), f"uid-{car}", node or car)
-        return {"Authorization": f"Bearer {self.tokens.issue(identity)}"}
-
-    async def post(self, client: Client, path: str, body: Any, *, car: str | None = None) -> tuple[int, Any]:
-        car = car if car is not None else (body.get("car", "") if isinstance(body, dict) else "")
-        data = body if isinstance(body, str) else json.dumps(body)
-        response = await client.post(f"{BASE}{path}", data=data, headers=self.auth(car))
-        return response.status, (await response.json() if response.status != 204 else None)
-
-    def run(self, scenario: Callable[[Client], Awaitable[None]]) -> None:
-        async def main() -> None:
-            async with TestClient(TestServer(self.dispatcher.app())) as client:
-                await scenario(client)
-
-        try:
-            asyncio.run(main())
-        finally:
-            self.dispatcher.close()
-            assert self.ledger.verify() == []
-            self.ledger.close()
+from tests.support.dispatcher import BASE, Client, Harness, spec
+from tests.support.ledger import T0, at
 
 
 def good_result(unit: int) -> tuple[dict[str, Any], str]:

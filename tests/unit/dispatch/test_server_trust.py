@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from curbside_operator.dispatch import results
-from curbside_operator.dispatch.ledger import CarFacts
 from curbside_operator.dispatch.server import Dispatcher
+from curbside_operator.facts import CarFacts
 from curbside_operator.reconcile.placement import pod_name
-from tests.unit.dispatch.test_server import Client, Harness, spec
+from tests.support.dispatcher import Client, Harness, spec
 
 TRUST = "/v1/jobs/demo/trust"
 REDUNDANCY = {"replicas": 2, "quorum": 2, "tolerance": 0.01, "quarantineAfter": 1}

@@ -11,19 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from curbside_operator.dispatch.ledger import (
-    CarFacts,
-    Commit,
-    Fenced,
-    Lease,
-    Quarantined,
-    Standing,
-    Validation,
-    commit_id,
-)
+from curbside_operator.dispatch.ledger import Commit, Fenced, Lease, Quarantined, Validation, commit_id
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from curbside_operator.dispatch.sqlite_schema import SCHEMA
-from tests.unit.dispatch.conftest import JOB, T0, at
+from curbside_operator.facts import CarFacts, Standing
+from tests.support.ledger import JOB, T0, at
 
 
 def add(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
-from tests.unit.dispatch.conftest import JOB, T0
+from tests.support.ledger import JOB, T0
 
 CORRUPTIONS = {
     "counters": ("UPDATE jobs SET succeeded = succeeded + 1", "counters"),

@@ -8,7 +8,8 @@ from curbside_operator.kube import errors
 
 
 def test_a_transport_error_without_text_is_named_by_its_type() -> None:
-    # httpx's pool and read timeouts carry no text; the log line used to end in "pod x: ".
+    # httpx's pool and read timeouts carry no text: without the type the log line would end in
+    # "pod x: ".
     err = errors.translate(httpx2.PoolTimeout(""), action="creating pod ns/p")
     assert isinstance(err, errors.TransientError)
     assert str(err) == "creating pod ns/p: PoolTimeout"

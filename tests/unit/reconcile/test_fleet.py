@@ -15,9 +15,9 @@ GRACE = timedelta(seconds=20)
 
 def leases(fresh: int, silent: int, ancient: int = 0) -> list[car.LeaseView | None]:
     out: list[car.LeaseView | None] = []
-    out += [car.LeaseView(NOW - timedelta(seconds=2), 10)] * fresh
-    out += [car.LeaseView(NOW - timedelta(seconds=60), 10)] * silent
-    out += [car.LeaseView(NOW - timedelta(days=3), 10)] * ancient
+    out += [car.LeaseView(NOW - timedelta(seconds=2))] * fresh
+    out += [car.LeaseView(NOW - timedelta(seconds=60))] * silent
+    out += [car.LeaseView(NOW - timedelta(days=3))] * ancient
     return out
 
 

@@ -5,33 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from curbside_api.v1alpha1 import inferencejob as ij
 from curbside_operator.reconcile import placement, pods
-
-
-def _job(name: str = "seti", **model: Any) -> ij.InferenceJob:
-    return ij.InferenceJob.from_body(
-        {
-            "apiVersion": "curbside.dev/v1alpha1",
-            "kind": "InferenceJob",
-            "metadata": {"name": name, "namespace": "science", "uid": "u-1"},
-            "spec": {
-                "model": {"name": "seti-spike-search", **model},
-                "input": {"generated": {"units": 3}},
-                "output": {"uri": "file:///r"},
-            },
-        }
-    )
-
-
-def _body(job: ij.InferenceJob | None = None, car: str = "car-00001") -> dict[str, Any]:
-    return pods.pod_body(
-        job or _job(), car, owner="alice", dispatcher_url="http://d:8470", worker_image="w:1"
-    )
+from tests.support.pods import job, pod_body
 
 
 def test_pod_is_bound_named_owned_and_labelled() -> None:
-    body = _body()
+    body = pod_body()
     meta, spec = body["metadata"], body["spec"]
     assert (meta["name"], meta["namespace"], spec["nodeName"]) == ("seti-car-00001", "science", "car-00001")
     assert meta["ownerReferences"] == [
@@ -50,21 +29,21 @@ def test_pod_is_bound_named_owned_and_labelled() -> None:
 
 
 def test_same_job_and_car_give_the_same_pod_and_long_names_fit() -> None:
-    assert _body() == _body()
-    long = _body(_job("j" * 60), car="car-" + "9" * 40)
+    assert pod_body() == pod_body()
+    long = pod_body(job("j" * 60), car="car-" + "9" * 40)
     assert len(long["metadata"]["name"]) <= 63
     assert long["metadata"]["name"] == placement.pod_name("j" * 60, "car-" + "9" * 40)
 
 
 def test_pod_tolerates_the_car_taint_and_the_driving_taint_only_briefly() -> None:
-    tolerations = {t["key"]: t for t in _body()["spec"]["tolerations"]}
+    tolerations = {t["key"]: t for t in pod_body()["spec"]["tolerations"]}
     assert tolerations["curbside.dev/vehicle"]["effect"] == "NoSchedule"
     driving = tolerations["curbside.dev/driving"]
     assert (driving["effect"], driving["tolerationSeconds"]) == ("NoExecute", pods.DRIVING_TOLERATION_SECONDS)
 
 
 def test_pod_meets_pod_security_restricted() -> None:
-    spec = _body()["spec"]
+    spec = pod_body()["spec"]
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     for container in spec["containers"]:
@@ -74,7 +53,7 @@ def test_pod_meets_pod_security_restricted() -> None:
 
 
 def test_worker_env_is_what_curbside_worker_reads() -> None:
-    worker = next(c for c in _body()["spec"]["containers"] if c["name"] == "worker")
+    worker = next(c for c in pod_body()["spec"]["containers"] if c["name"] == "worker")
     env = {e["name"]: e["value"] for e in worker["env"]}
     assert env == {
         "CURBSIDE_DISPATCHER_URL": "http://d:8470",
@@ -94,14 +73,14 @@ def test_worker_env_is_what_curbside_worker_reads() -> None:
     assert worker["ports"] == [{"name": "metrics", "containerPort": int(env["CURBSIDE_METRICS_PORT"])}]
     triton = next(
         c
-        for c in _body(_job(repository="s3://models/x"))["spec"]["containers"]
+        for c in pod_body(job(repository="s3://models/x"))["spec"]["containers"]
         if c["name"] == "tritonserver"
     )
     assert "--model-repository=s3://models/x" in triton["args"]
 
 
 def test_the_worker_reads_a_projected_pod_bound_token_and_no_secret_is_on_the_car() -> None:
-    spec = _body()["spec"]
+    spec = pod_body()["spec"]
     assert spec["automountServiceAccountToken"] is False  # no API credentials on the car
     assert "serviceAccountName" not in spec  # the namespace's default account, bound to this pod
     assert spec["volumes"][:1] == [
@@ -130,7 +109,7 @@ def test_the_worker_reads_a_projected_pod_bound_token_and_no_secret_is_on_the_ca
 
 
 def test_worker_and_triton_share_one_memory_backed_dev_shm() -> None:
-    spec = _body()["spec"]
+    spec = pod_body()["spec"]
     shm = [v for v in spec["volumes"] if v["name"] == "dshm"]
     assert shm == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}}]
     for container in spec["containers"]:
@@ -140,7 +119,7 @@ def test_worker_and_triton_share_one_memory_backed_dev_shm() -> None:
 def test_the_simulators_kubelet_finds_the_token_the_pod_asks_for() -> None:
     from curbside_sim import podspec
 
-    body = _body()
+    body = pod_body()
     body["metadata"]["uid"] = "pod-uid-1"
     assert podspec.projected_token(body) == podspec.ProjectedToken(
         namespace="science",
@@ -155,7 +134,7 @@ def test_the_simulators_kubelet_finds_the_token_the_pod_asks_for() -> None:
 def test_curbside_worker_configures_itself_from_the_pod_env(monkeypatch: Any, tmp_path: Any) -> None:
     from curbside_worker import cli
 
-    worker = next(c for c in _body()["spec"]["containers"] if c["name"] == "worker")
+    worker = next(c for c in pod_body()["spec"]["containers"] if c["name"] == "worker")
     for item in worker["env"]:
         monkeypatch.setenv(item["name"], item["value"])
     token = tmp_path / "token"  # where the kubelet projects it in the pod

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,39 +11,7 @@ import yaml
 from curbside_api import conditions as conds
 from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator.reconcile import vehiclenode as car
-
-REPO = Path(__file__).resolve().parents[3]
-NOW = datetime(2026, 11, 28, 23, 0, tzinfo=UTC)  # a Saturday night: inside the example's windows
-GRACE = timedelta(seconds=20)
-BASE_TAINT = {"key": "curbside.dev/vehicle", "value": "true", "effect": "NoSchedule"}
-
-
-def make_car(**status: Any) -> vn.VehicleNode:
-    body = yaml.safe_load((REPO / "examples" / "01-vehiclenode.yaml").read_text())
-    body["metadata"]["generation"] = 3
-    body["status"] = {
-        "state": "Charging",
-        "batteryPercent": 80,
-        "charging": True,
-        "network": "Unmetered",
-        "observedAt": (NOW - timedelta(seconds=1)).isoformat(),
-        **status,
-    }
-    return vn.VehicleNode.from_body(body)
-
-
-def lease(age_seconds: float | None) -> car.LeaseView | None:
-    if age_seconds is None:
-        return None
-    return car.LeaseView(renew_time=NOW - timedelta(seconds=age_seconds), duration_seconds=10)
-
-
-def node(*, driving: bool = False, eligible: str | None = None) -> car.NodeView:
-    taints = [BASE_TAINT] + (
-        [{"key": car.DRIVING_TAINT_KEY, "value": "true", "effect": "NoExecute"}] if driving else []
-    )
-    labels = {"curbside.dev/vehicle": "true"} | ({car.ELIGIBLE_LABEL: eligible} if eligible else {})
-    return car.NodeView(taints=tuple(taints), labels=labels)
+from tests.support.cars import BASE_TAINT, GRACE, NOW, REPO, applied, lease, make_car, node
 
 
 @pytest.mark.parametrize(
@@ -73,21 +40,13 @@ def test_readiness_and_eligibility(
     assert set(written) == {"operator", "conditions"}  # never an agent-owned field
 
 
-def _applied(vehicle: vn.VehicleNode, patch: dict[str, Any] | None) -> vn.VehicleNode:
-    if patch is None:
-        return vehicle
-    body = vehicle.model_dump(mode="json", by_alias=True, exclude_none=True)
-    body["status"].update(patch["status"])
-    return vn.VehicleNode.from_body(body)
-
-
 def test_unchanged_car_writes_nothing_second_time() -> None:
     vehicle = make_car()
     first = car.reconcile_car(vehicle, lease=lease(2), node=node(eligible="false"), now=NOW, grace=GRACE)
     assert first.status_patch is not None
     assert first.node_patch == {"metadata": {"labels": {car.ELIGIBLE_LABEL: "true"}}}
     again = car.reconcile_car(
-        _applied(vehicle, first.status_patch),
+        applied(vehicle, first.status_patch),
         lease=lease(5),
         node=node(eligible="true"),
         now=NOW + timedelta(seconds=3),
@@ -158,7 +117,7 @@ def test_partition_freezes_stale_cars_but_not_fresh_ones() -> None:
 def test_transition_time_moves_only_on_flip() -> None:
     vehicle = make_car()
     first = car.reconcile_car(vehicle, lease=lease(1), node=None, now=NOW, grace=GRACE)
-    vehicle = _applied(vehicle, first.status_patch)
+    vehicle = applied(vehicle, first.status_patch)
     later = NOW + timedelta(seconds=30)
     stale = car.reconcile_car(vehicle, lease=lease(31), node=None, now=later, grace=GRACE)
     assert stale.status_patch is not None
@@ -192,7 +151,7 @@ def test_silent_car_is_written_once_not_every_sweep() -> None:
     first = car.reconcile_car(vehicle, lease=lease(30), node=None, now=NOW, grace=GRACE)
     assert first.status_patch is not None
     later = car.reconcile_car(
-        _applied(vehicle, first.status_patch),
+        applied(vehicle, first.status_patch),
         lease=lease(30),
         node=None,
         now=NOW + timedelta(minutes=1),
@@ -215,7 +174,7 @@ def test_a_message_alone_changing_is_not_written(
 ) -> None:
     vehicle = make_car(**first)
     plan = car.reconcile_car(vehicle, lease=lease(2), node=node(), now=NOW, grace=GRACE)
-    stored = _applied(vehicle, plan.status_patch)
+    stored = applied(vehicle, plan.status_patch)
     body = stored.model_dump(mode="json", by_alias=True, exclude_none=True)
     body["status"].update(then)
     later = car.reconcile_car(

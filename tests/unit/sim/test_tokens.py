@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from curbside_sim import podspec, tokens, workers
-from tests.cluster import wait
-from tests.unit.sim.test_workers import CAR, Fleet, make_pool, pod
-from tests.unit.worker.fake_dispatcher import FakeDispatcher
-from tests.unit.worker.test_worker import FakeTriton, generated
+from tests.support import wait
+from tests.support.dispatcher import FakeDispatcher
+from tests.support.fake_triton import FakeTriton, generated
+from tests.support.sim_pool import CAR, Fleet, make_pool, pod
 
 MOUNT = "/var/run/secrets/curbside.dev/dispatcher"
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -21,40 +20,10 @@ from curbside_agent.signals import reading, sources
 from curbside_sim import driver, runner, workers
 from curbside_worker import runner as worker_runner
 from curbside_worker.workloads import minilm
-from tests.cluster import wait
-from tests.unit.worker.fake_dispatcher import FakeDispatcher
-from tests.unit.worker.test_worker import TOKEN, FakeTriton, generated
-
-CAR = "car-00007"
-
-
-def pod(
-    env: dict[str, str] | None = None, *, car: str = CAR, uid: str = "uid-1", url: str = "http://d:8080"
-) -> dict[str, Any]:
-    """An inference pod as the operator makes it (the parts the simulator reads)."""
-    values = {
-        "CURBSIDE_DISPATCHER_URL": url,
-        "CURBSIDE_JOB_NAMESPACE": "demo",
-        "CURBSIDE_JOB_NAME": "job",
-        "CURBSIDE_CAR": car,
-        "CURBSIDE_OWNER": "alice",
-        "CURBSIDE_TOKEN": TOKEN,
-        "CURBSIDE_TRITON_URL": "127.0.0.1:8001",
-        "CURBSIDE_MODEL": minilm.MODEL_NAME,
-        "CURBSIDE_BATCH_SIZE": "2",
-        **(env or {}),
-    }
-    return {
-        "metadata": {"namespace": "demo", "name": f"job-{car}", "uid": uid},
-        "spec": {
-            "nodeName": car,
-            "containers": [
-                {"name": "tritonserver", "env": [{"name": "CURBSIDE_TOKEN", "value": "not this one"}]},
-                {"name": "worker", "env": [{"name": k, "value": v} for k, v in values.items() if v]},
-            ],
-        },
-        "status": {"phase": "Running"},
-    }
+from tests.support import wait
+from tests.support.dispatcher import FakeDispatcher
+from tests.support.fake_triton import TOKEN, FakeTriton, generated
+from tests.support.sim_pool import CAR, Fleet, make_pool, pod
 
 
 def test_the_pods_worker_environment_with_the_simulators_triton() -> None:
@@ -102,34 +71,11 @@ def test_a_pod_without_a_worker_container_is_refused() -> None:
 
 
 # -- workers against the fake dispatcher ------------------------------------------------------------
-class Fleet:
-    """What the pool asks about cars: why each cannot work (None: it can)."""
-
-    def __init__(self) -> None:
-        self.why: dict[str, str | None] = {}
-
-    def blocked(self, car: str) -> str | None:
-        return self.why.get(car)
-
-
 @pytest.fixture
 def dispatcher() -> Iterator[FakeDispatcher]:
     fake = FakeDispatcher([generated(u) for u in range(4)], token=TOKEN, unit_timeout_s=1.5).start()
     yield fake
     fake.stop()
-
-
-def make_pool(fleet: Fleet, triton: FakeTriton, **extra: Any) -> tuple[workers.WorkerPool, list[str]]:
-    lines: list[str] = []
-    pool = workers.WorkerPool(
-        cars={CAR, "car-00008"},
-        blocked=fleet.blocked,
-        triton_url="unused:0",
-        say=lines.append,
-        make_triton=lambda url, switch: triton,  # type: ignore[arg-type,return-value]
-        **extra,
-    )
-    return pool, lines
 
 
 def checked(pool: workers.WorkerPool) -> bool:

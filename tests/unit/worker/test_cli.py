@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from curbside_api.wire import parse_deadline
 from curbside_worker import cli
-from curbside_worker.dispatcher import Backoff, parse_deadline
+from curbside_worker.dispatcher import Backoff
 
 
 def test_configuration_comes_from_the_environment_and_flags_win(
@@ -73,14 +74,24 @@ def test_deadlines_are_read_as_rfc3339_or_epoch_seconds(value: object, expected:
     assert parse_deadline(value) == expected
 
 
-def test_backoff_doubles_with_jitter_up_to_its_ceiling_and_resets() -> None:
+def test_backoff_doubles_its_ceiling_up_to_the_maximum_and_resets() -> None:
     backoff = Backoff(initial=0.2, maximum=2.0, rng=random.Random(1))
     waits = [backoff.next() for _ in range(8)]
     ceilings = [min(2.0, 0.2 * 2**n) for n in range(8)]
-    assert all(c / 2 <= w <= c for w, c in zip(waits, ceilings, strict=True))
+    assert all(0 <= w <= c for w, c in zip(waits, ceilings, strict=True))
     assert backoff.failures == 8
     backoff.reset()
     assert backoff.next() <= 0.2
+
+
+def test_backoff_draws_full_jitter_from_zero_to_the_ceiling() -> None:
+    """Full jitter: a wait may be anywhere in [0, ceiling], so workers that failed together
+    spread out over the whole interval. Equal jitter (never below half the ceiling) fails this."""
+    backoff = Backoff(initial=1.0, maximum=1.0, rng=random.Random(7))
+    waits = [backoff.next() for _ in range(200)]
+    assert all(0.0 <= w <= 1.0 for w in waits)
+    assert min(waits) < 0.1
+    assert sum(w < 0.5 for w in waits) > 60  # about half of them, for a uniform draw
 
 
 def test_the_worker_never_imports_torch_or_transformers() -> None:

@@ -15,8 +15,8 @@ import pytest
 from curbside_worker import dispatcher as dp
 from curbside_worker import runner
 from curbside_worker.token import DispatcherToken, TokenUnavailable
-from tests.unit.worker.fake_dispatcher import FakeDispatcher
-from tests.unit.worker.test_worker import FakeTriton, generated, make_worker
+from tests.support.dispatcher import FakeDispatcher, make_worker
+from tests.support.fake_triton import FakeTriton, generated
 
 
 def rotate(path: Path, token: str) -> None:

@@ -10,58 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator
 
-import numpy as np
 import pytest
 
 from curbside_worker import runner
-from curbside_worker.triton import Aborted, Arrays
 from curbside_worker.workloads import minilm
-from tests.unit.worker.fake_dispatcher import FakeDispatcher
-
-TOKEN = "s3cret"
-
-
-class FakeTriton:
-    """Embeds a sentence as 384 copies of its length; waits at ``gate`` (if given) before each batch."""
-
-    def __init__(self, *, gate: threading.Event | None = None) -> None:
-        self.gate = gate
-        self.batches = 0
-        self.inside = threading.Event()
-
-    def wait_ready(self, models: Sequence[str], **_: Any) -> None:
-        assert list(models) == [minilm.MODEL_NAME]
-
-    def infer_batches(
-        self,
-        model: str,
-        batches: Iterable[Arrays],
-        *,
-        outputs: Sequence[str],
-        abort: Callable[[], bool],
-        **_: Any,
-    ) -> Arrays:
-        rows = []
-        for batch in batches:
-            self.inside.set()
-            while self.gate is not None and not self.gate.wait(0.02):
-                if abort():
-                    raise Aborted("stopped at the gate")
-            if abort():
-                raise Aborted("stopped")
-            self.batches += 1
-            rows += [np.full(minilm.DIMENSION, len(row[0]), dtype=np.float32) for row in batch["TEXT"]]
-        return {"EMBEDDING": np.stack(rows)}
-
-    def close(self) -> None:
-        pass
-
-
-def generated(unit: int, count: int = 3) -> dict[str, Any]:
-    return {"seed": 7, "unit": unit, "itemsPerUnit": count, "parameters": {}}
+from tests.support.dispatcher import FakeDispatcher, make_worker, run_in_thread
+from tests.support.fake_triton import TOKEN, FakeTriton, generated
 
 
 @pytest.fixture
@@ -69,34 +25,6 @@ def dispatcher() -> Iterator[FakeDispatcher]:
     fake = FakeDispatcher([generated(u) for u in range(3)], token=TOKEN, unit_timeout_s=1.5).start()
     yield fake
     fake.stop()
-
-
-def make_worker(
-    fake: FakeDispatcher, triton: FakeTriton, *, token: str = TOKEN, job: str = "job", **overrides: Any
-) -> runner.Worker:
-    config = runner.WorkerConfig(
-        dispatcher_url=fake.url,
-        namespace="demo",
-        job=job,
-        car="car-1",
-        owner="alice",
-        token=token,
-        triton_url="unused:0",
-        model=minilm.MODEL_NAME,
-        batch_size=2,
-        idle_exit_s=overrides.pop("idle_exit_s", 0.0),
-        idle_poll_s=0.05,
-        backoff_max_s=0.5,
-        **overrides,
-    )
-    return runner.Worker(config, triton=triton)  # type: ignore[arg-type]
-
-
-def run_in_thread(worker: runner.Worker) -> tuple[threading.Thread, list[int]]:
-    codes: list[int] = []
-    thread = threading.Thread(target=lambda: codes.append(worker.run()), daemon=True)
-    thread.start()
-    return thread, codes
 
 
 def test_commits_every_unit_once_named_for_it_with_its_canonical_hash(dispatcher: FakeDispatcher) -> None:

@@ -2,10 +2,11 @@
 
 Why this exists: dashboards are part of the product (fleet engineers live in Grafana), and
 hand-edited JSON breaks silently when a metric is renamed. Every query here is built from the
-``*_NAME`` constants of ``curbside_operator.metrics``, so a rename breaks ``make generate``
-(and the tests) instead of emptying a panel. ``python -m curbside_gen.dashboards`` writes
-``charts/curbside/dashboards/<name>.json``; ``--check`` (run by ``make verify``) fails when one
-is stale. The chart ships each file as a ConfigMap for the Grafana sidecar.
+``*_NAME`` constants of the ``metrics`` modules of ``curbside_operator``, ``curbside_agent`` and
+``curbside_worker``, so a rename breaks ``make generate`` (and the tests) instead of emptying a
+panel. ``python -m curbside_gen.dashboards`` writes ``charts/curbside/dashboards/<name>.json``
+(through ``curbside_gen.output``); ``--check`` fails when one is stale. The chart ships each
+file as a ConfigMap for the Grafana sidecar.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
+from curbside_gen import output
 from curbside_gen.dashboards import fleet, jobs, operator_health
 
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
@@ -62,19 +64,6 @@ def outputs(root: Path) -> dict[Path, str]:
 
 
 def generate(root: Path, *, check: bool) -> list[str]:
-    """Write (or with ``check`` only compare) the dashboard files; return what differed."""
-    wanted = outputs(root)
-    differ: list[str] = []
-    for path, text in wanted.items():
-        if not path.is_file() or path.read_text() != text:
-            differ.append(f"{path.relative_to(root)}: {'stale' if path.exists() else 'missing'}")
-            if not check:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-    directory = root / CHART_DIR
-    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        if path not in wanted:
-            differ.append(f"{path.relative_to(root)}: no longer generated")
-            if not check:
-                path.unlink()
-    return differ
+    """Write (or with ``check`` only compare) the dashboard files; return what differed. JSON has
+    no comments for ``output.HEADER``: every ``*.json`` in the chart's dashboards/ is generated."""
+    return output.sync(root, outputs(root), check=check, pattern="*.json")

@@ -3,7 +3,7 @@
 What an ML engineer and the fleet's operator want to see about InferenceJobs: units by state
 per job, units committed per second, placements, departures handled (each one re-runs the
 units the car held) and unit leases that expired, the departure reaction latency that
-Curbside exists to keep low (DESIGN §8: p99 ≤ 2 s at 1,000 cars), what the workers on the
+Curbside exists to keep low (p99 ≤ 2 s at 1,000 cars: docs/design.md, Numbers), what the workers on the
 cars see (units by outcome, inference latency, Triton errors), and whether the results can be
 trusted (results by validation verdict, the cost of replication).
 """

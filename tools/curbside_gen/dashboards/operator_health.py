@@ -2,7 +2,7 @@
 
 Whether the operator keeps up (reconcile latency per kind), fails (errors by kind and
 reason), how much it costs the API server (writes per resource and verb: an unchanged car
-should cost none, DESIGN §8), and how large its work-unit ledger grows on its volume.
+should cost none), and how large its work-unit ledger grows on its volume.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ Why this exists: the worker knows leases, batches and commits; it must not know 
 spectrogram or a sentence is. Each workload here says, for its Triton model, how a unit's
 ``input`` (as the dispatcher hands it out) becomes named arrays with one row per item, and how
 the model's outputs become the unit's result, a JSON object whose canonical form is hashed and
-committed. The same tensor names and types are in ``serve.py`` (PyTriton) and in the model
-repository's ``config.pbtxt`` files; a test keeps the three in step.
+committed. The same tensor names and types are in ``specs.SPECS`` (what PyTriton serves in
+``curbside_testbed.serve``) and in the model repository's ``config.pbtxt`` files; a test keeps
+the three in step.
 
 A lease's ``input`` is one of (the job's ``spec.input``, cut to one unit by the dispatcher):
 

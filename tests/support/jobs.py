@@ -1,10 +1,10 @@
-"""Fixtures for the operator's job side: the fleet side's operator process and scripted cars.
+"""InferenceJobs as the operator's job tests drive them: bodies, their pods, played workers.
 
-The operator runs with its ledger and dispatcher on this machine's loopback; the tests play a
-car's worker over the dispatcher's HTTP API with the token its pod asks for (requested with the
-TokenRequest API, bound to the pod, as the car's kubelet would project it), so every step
-(lease, late commit, fencing) is visible without a Triton server. The end-to-end
-test with real workers and real Triton lives in ``test_jobs_with_sim.py``.
+Why this exists: the job, dispatcher-authentication, trust and observability tests all apply
+jobs, wait for their pods and play a car's worker over the dispatcher's HTTP API with the token
+its pod asks for (requested with the TokenRequest API, bound to the pod, as the car's kubelet
+would project it), so every step (lease, late commit, fencing) is visible without a Triton
+server.
 """
 
 from __future__ import annotations
@@ -14,15 +14,10 @@ from typing import Any
 
 import httpx
 
-from curbside_operator.dispatch.results import FolderResultStore
+from curbside_operator.dispatch.results import FolderResultStore, output_hash
 from curbside_sim import podspec, tokens
 from curbside_worker.workloads import seti
-from tests.cluster import wait
-from tests.cluster.fleet.conftest import CHARGING as CHARGING  # re-exported
-from tests.cluster.fleet.conftest import bring_up as bring_up  # re-exported
-from tests.cluster.fleet.conftest import cars as cars  # re-exported fixture
-from tests.cluster.fleet.conftest import operator as operator  # re-exported fixture
-from tests.triton.conftest import triton as triton  # re-exported fixture
+from tests.support import wait
 
 IJ = "/apis/curbside.dev/v1alpha1"
 
@@ -96,8 +91,6 @@ class PlayedWorker:
 
     def complete(self, unit: int, attempt: int, result: Any) -> httpx.Response:
         """Send ``result`` for the unit, named for it as a worker does (unless it names one)."""
-        from curbside_operator.dispatch.results import output_hash
-
         if isinstance(result, dict):
             result = {"unit": unit, **result}
         body = {"car": self.car, "attempt": attempt, "outputHash": output_hash(result), "result": result}

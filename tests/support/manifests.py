@@ -2,15 +2,23 @@
 
 Why this exists: the invalid-manifest table, the example tests and the kubectl tests all
 start from a valid object and change one thing; writing that once keeps each table row to
-a line.
+a line. ``Kubectl`` is the type of the API tests' ``kubectl`` fixture
+(tests/cluster/api/conftest.py).
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+"""``kubectl(*args, check=True)``: the test bed's own kubectl against it."""
 GROUP_VERSION = "/apis/curbside.dev/v1alpha1"
 DELETE = object()
 """As a value in ``changed``: remove the field."""

@@ -1,7 +1,8 @@
-"""The process that test_crash.py SIGKILLs: it hammers a ledger file with random operations
-and prints every commit the ledger acknowledged, so the parent knows what must survive.
+"""The process that ``tests/unit/dispatch/test_crash.py`` SIGKILLs: it hammers a ledger file
+with random operations and prints every commit the ledger acknowledged, so the parent knows
+what must survive.
 
-    python -m tests.unit.dispatch.crash_child LEDGER_PATH SEED
+    python -m tests.support.ledger_crash_child LEDGER_PATH SEED
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import timedelta
 
 from curbside_operator.dispatch.ledger import Fenced, Quarantined
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
-from tests.unit.dispatch.conftest import T0
+from tests.support.ledger import T0
 
 JOBS = {"demo/single/1": (1, 1), "demo/quorum/1": (3, 2)}  # job -> (replicas, quorum)
 UNITS = 300

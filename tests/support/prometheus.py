@@ -1,8 +1,8 @@
 """A real Prometheus for the tests: the binaries, one server on loopback, its HTTP API.
 
 Why this exists: the dashboards and alerts are only worth shipping if a real Prometheus
-accepts their queries and finds data for them. Debian's ``prometheus`` package provides
-``prometheus`` and ``promtool`` (``.ci/run`` installs it on a bare machine); this module runs
+accepts their queries and finds data for them. ``make testbed-build`` builds ``prometheus``
+and ``promtool`` from a pinned Go module into the test bed's cache; this module runs
 one server with its TSDB in a temporary folder, scraping the given loopback targets, and asks
 it questions through ``/api/v1``. It also turns a dashboard panel's query into what Grafana
 would send (``$__rate_interval`` filled in the way Grafana computes it).
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -26,17 +25,15 @@ import httpx
 import yaml
 
 from curbside_gen import dashboards
-from tests.cluster import wait
+from curbside_testbed import prombuild
+from tests.support import wait
 
 
 def binary(name: str) -> str:
-    """``prometheus`` or ``promtool`` from PATH; a failure that says how to install it."""
-    found = shutil.which(name)
-    assert found, (
-        f"{name} not found on PATH: install Debian's prometheus package "
-        "(apt-get install --no-install-recommends prometheus; .ci/run does it on a bare machine)"
-    )
-    return found
+    """``prometheus`` or ``promtool`` from the test bed's cache; a failure that says how to build it."""
+    found = prombuild.binary(name)
+    assert found.is_file(), f"{found} not built: run 'make testbed-build' (make test does)"
+    return str(found)
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ import yaml
 
 from curbside_testbed import build
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "curbside"
 SCENARIOS = sorted(CHART.glob("ci/*-values.yaml"))
 """The chart's ci/ scenarios; the default values are the scenario ``None``."""
