@@ -63,7 +63,7 @@ test: venv testbed-build
 demo: venv testbed-build
 	$(BIN)/python -m curbside_testbed.demo
 
-# Curbside against plain Kubernetes on one test bed (issue 8): JSON, a markdown table and PNG
+# Curbside against plain Kubernetes on one test bed: JSON, a markdown table and PNG
 # figures. The default is the quick run (1,000 cars, under 10 minutes) into docs/bench, which
 # the README shows; the full run (10,000 cars, under an hour):
 # make bench BENCH_ARGS="--out docs/bench/full --readme README.md".
