@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from curbside_testbed import build
+from curbside_testbed import build, network
 
 # Start order; stop order is the reverse.
 ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -92,7 +92,7 @@ def command(name: str, layout: Layout, tc: build.Toolchain) -> list[str]:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
-            "--service-cluster-ip-range=10.96.0.0/16",
+            f"--service-cluster-ip-range={network.SERVICES}",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             "--allow-privileged=true",
@@ -151,8 +151,8 @@ def command(name: str, layout: Layout, tc: build.Toolchain) -> list[str]:
             f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
             f"--node-lease-duration-seconds={layout.lease_seconds}",
             f"--server-address=127.0.0.1:{ports.kwok}",
-            "--cidr=10.0.0.1/16",
-            "--node-ip=10.0.0.1",
+            f"--cidr={network.kwok_cidr()}",
+            f"--node-ip={network.KWOK_NODE_IP}",
             # INFO logs a line per Lease renewal: megabytes a minute at 10,000 cars.
             "--v=WARN",
         ]

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from curbside_testbed import network
+
 VALIDITY = dt.timedelta(days=365)
 
 
@@ -134,7 +136,7 @@ def create(pki_dir: Path, *, bed_name: str) -> None:
         x509.DNSName("kubernetes"),
         x509.DNSName("kubernetes.default.svc"),
         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+        x509.IPAddress(network.API_SERVICE_IP),
     ]
     serving = (
         _builder(

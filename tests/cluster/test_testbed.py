@@ -6,6 +6,7 @@ test bed (1,000 car Nodes by default) and, for isolation and teardown, a second 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from curbside_testbed import audit, bed, build, fleet
+from curbside_testbed import audit, bed, build, fleet, network
 from tests.support import wait
 from tests.support.fleet import SILENCEABLE
 
@@ -77,8 +78,17 @@ def test_scheduled_pod_lands_on_a_car_and_runs(api: httpx.Client, namespace: str
     r = api.post(f"/api/v1/namespaces/{namespace}/pods", json=_pod("scheduled"))
     assert r.status_code == 201, r.text
     wait.until(lambda: _pod_phase(api, namespace, "scheduled") == "Running", timeout=60, what="pod Running")
-    node = api.get(f"/api/v1/namespaces/{namespace}/pods/scheduled").json()["spec"]["nodeName"]
-    assert node.startswith("car-")
+    pod = api.get(f"/api/v1/namespaces/{namespace}/pods/scheduled").json()
+    assert pod["spec"]["nodeName"].startswith("car-")
+    # Every address a client could send a packet to is in the bed's reserved range.
+    assert ipaddress.ip_address(pod["status"]["podIP"]) in network.KWOK_PODS
+    assert ipaddress.ip_address(pod["status"]["hostIP"]) in network.NODES
+    node = api.get(f"/api/v1/nodes/{pod['spec']['nodeName']}").json()
+    internal = [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"]
+    assert internal
+    assert all(ipaddress.ip_address(a) in network.NODES for a in internal)
+    service = api.get("/api/v1/namespaces/default/services/kubernetes").json()
+    assert ipaddress.ip_address(service["spec"]["clusterIP"]) == network.API_SERVICE_IP
 
 
 def test_pod_without_toleration_stays_off_cars(api: httpx.Client, namespace: str) -> None:
