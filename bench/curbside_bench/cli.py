@@ -43,7 +43,7 @@ from curbside_bench import (
 )
 from curbside_testbed import bed, build
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
