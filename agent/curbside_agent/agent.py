@@ -6,7 +6,9 @@ Why this module exists: it is where the pure pieces meet the order that makes th
 1. Ask the cheap sleep flag; read the full signals only if the car is awake (never wake it).
 2. If the car is not parked (or cannot be read), stop local work through the interlock
    **before anything else**, including computing the status.
-3. Learn departures, predict the next one, evaluate the owner's policy; stop local work too
+3. Count the energy the inference computer used since the last reading (its cumulative
+   ``energyUsedKwh`` counter) on the owner's local day; then learn departures, predict the
+   next one, evaluate the owner's policy (the daily energy budget among it); stop local work too
    when the policy says no (battery, heat, window...), and allow it again when it says yes.
 4. Build the status; patch it only if ``status.build`` says it changed. The patch goes out
    through ``Interlock.report``, so the timeline proves every stop came first.
@@ -98,6 +100,7 @@ class Agent:
         self.history = history
         self.limits = limits or status.Thresholds.for_rules(owner_policy)
         self.energy = policy.EnergyMeter()
+        self.counter = policy.EnergyCounter()
         self.car: state.CarState | None = None
         self.value: reading.Reading | None = None
         self.eligible = False
@@ -110,8 +113,40 @@ class Agent:
         self.limits = status.Thresholds.for_rules(owner_policy)
 
     def record_energy(self, kwh: float) -> None:
-        """Count energy the car's work used (the worker or the runtime reports it)."""
-        self.energy = self.energy.record(kwh, at=self.now(), tz=self.policy.tz)
+        """Count ``kwh`` of compute energy on the owner's local day of ``now`` (policy's time zone).
+
+        ``step`` calls this with what the reading's ``energyUsedKwh`` counter grew by; a car
+        whose gateway has no counter can be fed here by whatever measures its work.
+        """
+        if kwh > 0:
+            self.energy = self.energy.record(kwh, at=self.now(), tz=self.policy.tz)
+
+    def resume(self, reported: dict[str, Any] | None) -> None:
+        """Start from the status this car reported last (a restarted agent).
+
+        Nothing unchanged is rewritten, and today's energy carries on from the reported
+        ``energyUsedTodayKwh`` if its ``observedAt`` is on today's local day (it may lag the
+        true figure by less than the report step, 0.5 kWh), so a restart does not hand the
+        car a fresh budget.
+        """
+        self.reported = reported
+        if not reported or reported.get("energyUsedTodayKwh") is None or not reported.get("observedAt"):
+            return
+        try:
+            observed = datetime.fromisoformat(str(reported["observedAt"]).replace("Z", "+00:00"))
+            used = float(reported["energyUsedTodayKwh"])
+        except (TypeError, ValueError):
+            return
+        if observed.tzinfo is not None and math.isfinite(used) and used > 0:
+            self.energy = policy.EnergyMeter(day=observed.astimezone(self.policy.tz).date(), used_kwh=used)
+
+    def _count_energy(self) -> None:
+        """Record what the fresh reading's energy counter grew by since the previous one."""
+        kwh = None if self.value is None else self.value.energy_used_kwh
+        if kwh is None:
+            return
+        self.counter, used = self.counter.advance(kwh)
+        self.record_energy(used)
 
     async def _observe(self) -> state.CarState:
         """The car's state, reading full signals only when the car is awake."""
@@ -210,6 +245,8 @@ class Agent:
         if car in (state.CarState.DRIVING, state.CarState.OFFLINE) and not self.interlock.engaged:
             reason = policy.Reason.NOT_PARKED if car is state.CarState.DRIVING else policy.Reason.OFFLINE
             stopped = self.interlock.stop_all(detected_at=detected_at, reason=reason.value)
+        if car is not state.CarState.OFFLINE and car is not state.CarState.ASLEEP:
+            self._count_energy()
         now = self.now()
         self._transition(car, now=now)
         departure = None

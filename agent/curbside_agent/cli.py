@@ -7,7 +7,7 @@ how often to renew its Lease, where to serve its metrics. Everything it does is 
 
 1. Read the car's VehicleNode (a read, with the car's own credentials): the owner's policy
    from ``spec.policy``, and the last status the agent reported, so a restarted agent does not
-   rewrite an unchanged status.
+   rewrite an unchanged status (nor start today's energy budget afresh: ``Agent.resume``).
 2. Serve Prometheus metrics (``metrics.REGISTRY``) on ``--metrics-host`` (loopback unless
    told otherwise: the car's exporter is for a local scraper or a port-forward, never the
    car's networks; the chart binds the pod IP so Prometheus reaches it over the pod network).
@@ -130,7 +130,7 @@ async def run(args: argparse.Namespace, *, stop: asyncio.Event) -> int:
         region=args.region,
         lease_renew_seconds=float(args.lease_seconds),
     )
-    car.reported = reported_status(body)
+    car.resume(reported_status(body))
     follower = asyncio.create_task(_follow_policy(car, reporter, every=args.policy_seconds, stop=stop))
     try:
         await car.run(stop=stop, poll_seconds=args.poll_seconds)

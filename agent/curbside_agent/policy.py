@@ -8,6 +8,9 @@ module for the rules and the reason codes). What is the car's alone is here:
   agent's own departure prediction and energy meter) instead of a reported status; a thin
   adapter that turns the reading into the rule book's ``Facts``.
 - ``EnergyMeter``: compute energy used on one local day, which only the car can measure.
+- ``EnergyCounter``: turns the inference computer's cumulative counter (the reading's
+  ``energyUsedKwh``) into the energy used between two readings, a reboot never counting
+  as negative energy.
 
 The rule book's names are re-exported (``OwnerPolicy`` is ``api.policy.Rules``), so agent
 code says ``policy.OwnerPolicy`` and ``policy.Reason`` as before.
@@ -47,6 +50,29 @@ class EnergyMeter:
     def used_on(self, *, now: datetime, tz: tzinfo) -> float:
         """Energy used on ``now``'s local day."""
         return self.used_kwh if self.day == now.astimezone(tz).date() else 0.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EnergyCounter:
+    """The last value seen of the car's cumulative energy counter (kWh; None: none seen yet)."""
+
+    last_kwh: float | None = None
+
+    def advance(self, kwh: float) -> tuple[EnergyCounter, float]:
+        """The counter at ``kwh`` and the energy used since the previous value.
+
+        The first value is only a baseline (nothing is known of what came before it, so 0 is
+        used). A value below the previous one means the computer restarted and its counter
+        began again at zero: the energy used is ``kwh`` itself, never the negative difference
+        (a counter reset, as Prometheus' ``increase`` treats one).
+        """
+        if self.last_kwh is None:
+            used = 0.0
+        elif kwh >= self.last_kwh:
+            used = kwh - self.last_kwh
+        else:
+            used = kwh
+        return EnergyCounter(last_kwh=kwh), used
 
 
 def as_departure(prediction: state.Prediction | None) -> rulebook.Departure | None:

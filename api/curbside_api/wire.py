@@ -175,8 +175,9 @@ class HealthResponse(Answer):
 
 class ErrorBody(Answer):
     """A refusal. ``error`` is its kind (``BadRequest``, ``Unauthorized``, ``Forbidden``,
-    ``NotFound``, ``Quarantined``, ``Fenced``, ``ResultStoreError``, ``Unavailable``); a
-    ``BadRequest`` names its ``field``, a ``Fenced`` its ``unit`` and ``attempt``."""
+    ``NotFound``, ``Quarantined``, ``Fenced``, ``TooLarge`` (413), ``QuotaExceeded`` (429),
+    ``ResultStoreError``, ``Unavailable``); a ``BadRequest`` or ``TooLarge`` names its
+    ``field``, a ``Fenced`` its ``unit`` and ``attempt``."""
 
     error: str
     message: str = ""

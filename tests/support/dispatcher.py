@@ -3,7 +3,8 @@ a real worker talks to over HTTP (``make_worker`` wires one to it and to a stand
 
 Why this exists: the dispatcher's tests and the worker's tests (and the simulator's, which run
 real workers) all need a dispatcher to talk to. The real one comes in ``Harness``: a file
-ledger, a folder store and a clock the test moves. The fake (``FakeDispatcher``) lets the
+ledger, a folder store and a clock the test moves (``TrustHarness``: a replicated job, compared
+within a tolerance, and a fleet directory the test fills in). The fake (``FakeDispatcher``) lets the
 worker's tests show lease, renew, commit, release, fencing and surviving a dispatcher restart
 over real HTTP, without the operator. Its state (units, attempts, commits, an event log) lives
 in the object, not in the HTTP server, so ``restart()`` behaves like the real dispatcher
@@ -21,6 +22,7 @@ not validate, or an ``outputHash`` that is not the SHA-256 of the result's canon
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -40,6 +42,7 @@ from curbside_api.v1alpha1 import inferencejob
 from curbside_operator.dispatch import auth, results
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
+from curbside_operator.facts import CarFacts
 from curbside_operator.reconcile.placement import pod_name
 from curbside_worker import runner
 from curbside_worker.workloads import minilm
@@ -65,17 +68,24 @@ def spec(**overrides: Any) -> inferencejob.InferenceJobSpec:
 class Harness:
     """A dispatcher on a file ledger and a folder store, with a clock the test moves."""
 
-    def __init__(self, tmp_path: Path, *, authenticator: auth.Authenticator | None = None) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        authenticator: auth.Authenticator | None = None,
+        parsers: concurrent.futures.Executor | None = None,
+    ) -> None:
         self.now = T0
         self.store = results.FolderResultStore(tmp_path / "results", fsync=False)
         self.ledger = SqliteLedger(tmp_path / "ledger.db", durable=False)
         self.tokens = auth.StaticAuthenticator()
         self.dispatcher = Dispatcher(
             self.ledger,
-            authenticator=authenticator or self.tokens,
+            authenticator=authenticator if authenticator is not None else self.tokens,
             pod_name=pod_name,
             stores=lambda uri: self.store,
             clock=self.clock,
+            parsers=parsers,
         )
         self.key = self.dispatcher.register_job("demo", "seti", "uid-1", spec())
 
@@ -106,6 +116,50 @@ class Harness:
             self.dispatcher.close()
             assert self.ledger.verify() == []
             self.ledger.close()
+
+
+TRUST = "/v1/jobs/demo/trust"
+REDUNDANCY = {"replicas": 2, "quorum": 2, "tolerance": 0.01, "quarantineAfter": 1}
+
+
+class TrustHarness(Harness):
+    """The harness with a replicated job and a fleet directory the test fills in."""
+
+    def __init__(self, tmp_path: Path, *, units: int = 2, **redundancy: Any) -> None:
+        super().__init__(tmp_path)
+        self.fleet: dict[str, CarFacts] = {}
+        self.dispatcher.close()  # the plain harness's: this one knows the fleet
+        self.dispatcher = Dispatcher(
+            self.ledger,
+            authenticator=self.tokens,
+            pod_name=pod_name,
+            stores=lambda uri: self.store,
+            clock=self.clock,
+            cars=self.fleet.get,
+        )
+        generated = {"seed": 7, "units": units, "itemsPerUnit": 4}
+        job = spec(redundancy={**REDUNDANCY, **redundancy}, input={"generated": generated})
+        self.key = self.dispatcher.register_job("demo", "trust", "uid-2", job)
+
+    async def call(self, client: Client, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        response = await client.post(
+            f"{TRUST}{path}", data=json.dumps(body), headers=self.auth(body["car"], job="trust")
+        )
+        return response.status, (await response.json() if response.status != 204 else None)
+
+    async def finish(self, client: Client, car: str, result: dict[str, Any]) -> tuple[int, Any]:
+        """Lease a unit and send ``result`` for it (named for that unit, as a worker does,
+        unless the result already names one)."""
+        status, lease = await self.call(client, "/lease", {"car": car, "owner": "claimed"})
+        assert status == 200, lease
+        result = {"unit": lease["unit"], **result}
+        body = {
+            "car": car,
+            "attempt": lease["attempt"],
+            "outputHash": results.output_hash(result),
+            "result": result,
+        }
+        return await self.call(client, f"/units/{lease['unit']}/complete", body)
 
 
 # -- the fake dispatcher -----------------------------------------------------------------------

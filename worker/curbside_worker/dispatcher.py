@@ -11,8 +11,9 @@ reference) into four calls and a small set of outcomes the worker's loop can act
 - ``Refused``: the dispatcher does not accept our token (401 even after re-reading the rotated
   token file, or 403: this token may not act for this car or job): stop, retrying cannot help;
 - ``BadRequest``: 400 or another 4xx: our request is wrong, repeating it cannot help;
-- ``Unavailable``: no answer, a timeout or a 5xx (503: the dispatcher cannot check tokens now),
-  or no token file yet: the dispatcher is restarting or unreachable, so the caller backs off
+- ``Unavailable``: no answer, a timeout, a 5xx (503: the dispatcher cannot check tokens now),
+  a 429 (this car is over its quota of results waiting for a quorum; they drain as quorums
+  form), or no token file yet: the dispatcher is restarting or unreachable, so the caller backs off
   and tries again; every call here is safe to repeat (a lease repeated after a lost reply gets
   the same attempt back, a repeated completion the same commit).
 
@@ -129,7 +130,7 @@ class DispatcherClient:
             response = self._http.post(self.job_path + path, json=body)
         except (httpx.HTTPError, TokenUnavailable) as error:
             raise Unavailable(f"{type(error).__name__}: {error}") from error
-        if response.status_code >= 500:
+        if response.status_code >= 500 or response.status_code == 429:
             raise Unavailable(f"HTTP {response.status_code} from {path}")
         if response.status_code in (401, 403):
             raise Refused(f"HTTP {response.status_code} from {path}: {response.text[:200]}")

@@ -12,7 +12,9 @@ it is wiring a gateway, not debugging Python.
 The JSON form uses camelCase like the Kubernetes objects the agent writes. Required fields:
 ``timestamp``, ``gear`` and ``batteryPercent``. Everything else has a safe default (not
 charging, no network, doors locked, nobody near), so a minimal gateway works and a missing
-signal never makes the car look more available than it is.
+signal never makes the car look more available than it is. ``energyUsedKwh`` (the inference
+computer's cumulative energy counter) is optional: without it the owner's daily energy
+budget counts only what is recorded through ``Agent.record_energy``.
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ class Reading(NamedTuple):
     scheduled_departure: datetime | None = None
     charge_complete_at: datetime | None = None
     asleep: bool = False
+    energy_used_kwh: float | None = None
+    """The inference computer's cumulative energy counter (kWh since it last started), or None
+    when the gateway has no meter. A counter, not a rate: a missed or late sample loses
+    nothing, and a sleeping car (never read) needs no integration. It only grows, except that
+    it restarts from zero when the computer reboots (``EnergyCounter`` in
+    curbside_agent/policy.py counts a drop as a restart, never as negative energy)."""
 
     def to_json(self) -> dict[str, Any]:
         """The reading as its JSON document (the inverse of ``parse_reading``)."""
@@ -161,6 +169,7 @@ _FIELDS: tuple[_Field, ...] = (
     _Field("scheduledDeparture", "scheduled_departure", _as_time),
     _Field("chargeCompleteAt", "charge_complete_at", _as_time),
     _Field("asleep", "asleep", _as_bool),
+    _Field("energyUsedKwh", "energy_used_kwh", lambda k, v: _as_number(k, v, low=0, high=1e9)),
 )
 _KNOWN = frozenset(field.key for field in _FIELDS)
 

@@ -21,6 +21,11 @@ it on a separate, cheaper URL when given ``asleep_url``), so ``asleep()`` parses
 ``MemorySource`` counts full reads taken while the car slept (``wakes``); the unit tests hold
 the agent to zero.
 
+Energy: ``MemorySource`` also plays the inference computer's energy counter for simulated
+cars, whose mobility traces know nothing of work: ``use_energy(kwh)`` makes the counter grow
+(whatever runs work on the car calls it) and ``reboot()`` resets it to zero; every reading it
+returns carries the counter as ``energyUsedKwh`` unless the reading brought its own.
+
 Errors: a document that is not a valid reading raises ``reading.ReadingError`` (naming the
 field); a source that cannot be reached at all raises ``SignalsUnavailableError``. The agent
 treats both the same way (stop local work, say ``SignalsUnavailable``), because in both cases
@@ -128,6 +133,18 @@ class MemorySource:
     full_reads: int = 0
     sleep_checks: int = 0
     wakes: int = 0
+    energy_kwh: float = 0.0
+    """The simulated inference computer's cumulative energy counter (see the module docstring)."""
+
+    def use_energy(self, kwh: float) -> None:
+        """The car's computer used ``kwh`` more (negative amounts are refused: it is a counter)."""
+        if kwh < 0:
+            raise ValueError(f"energy used must not be negative, got {kwh}")
+        self.energy_kwh += kwh
+
+    def reboot(self) -> None:
+        """The computer restarted: its counter begins again at zero."""
+        self.energy_kwh = 0.0
 
     def update(self, value: reading.Reading | None) -> None:
         """Replace the reading; ``None`` makes the source unavailable (the car went silent)."""
@@ -147,4 +164,6 @@ class MemorySource:
         self.full_reads += 1
         if value.asleep:
             self.wakes += 1
+        if value.energy_used_kwh is None:
+            value = value._replace(energy_used_kwh=self.energy_kwh)
         return value

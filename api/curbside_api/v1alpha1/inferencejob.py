@@ -242,7 +242,13 @@ class InferenceJobSpec(base.ApiModel):
         le=86_400,
         description="Seconds a car has to finish a unit; then the unit goes to another car.",
     )
-    max_attempts: int = pydantic.Field(3, ge=1, le=20, description="Attempts per unit before the job fails.")
+    max_attempts: int = pydantic.Field(
+        3,
+        ge=1,
+        le=20,
+        description="Failed attempts per unit (per replica), each by a different car, before the unit fails. "
+        "A car that failed a unit never gets it again.",
+    )
     priority: int = pydantic.Field(
         0, ge=-100, le=100, description="Higher-priority jobs get eligible cars first."
     )

@@ -5,6 +5,10 @@ the job loop (``controllers.jobs``) plans from this picture. Keeping it apart fr
 keeps the recording (cheap, synchronous, called for every event) separate from the acting
 (asynchronous, one round at a time), and lets the loop be woken only when something it acts
 on changed: a job, one of its pods, or a car that holds work.
+
+A pod that is gone is also told to ``pod_deleted``'s listeners at once (the job loop adds the
+dispatcher's ``pod_deleted``): its token must stop working now, not when a cached review of it
+runs out (``dispatch/auth.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from curbside_api import base
@@ -50,6 +54,15 @@ class JobState:
         self.holding: collections.Counter[str] = collections.Counter()
         """Pods per car, so a car's change is looked up, not searched for among 10,000 pods."""
         self.wake = asyncio.Event()
+        self.pod_deleted: list[Callable[[str, str, str | None], None]] = []
+        """Called with (namespace, pod name, pod uid or None) for every pod seen deleted."""
+
+    def _deleted(self, namespace: str, name: str, uid: str | None) -> None:
+        for listener in self.pod_deleted:
+            try:
+                listener(namespace, name, uid)
+            except Exception:  # a listener's bug must not stop the pod watch
+                log.exception("pod %s/%s: a pod_deleted listener failed", namespace, name)
 
     def job_event(self, ev_type: str | None, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
@@ -69,6 +82,9 @@ class JobState:
         self.wake.set()
 
     def pod_event(self, ev_type: str | None, body: Mapping[str, Any]) -> None:
+        if ev_type == "DELETED":
+            meta = body.get("metadata") or {}
+            self._deleted(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid") or None)
         view = pod_view(body)
         if view is None:
             return
@@ -78,6 +94,7 @@ class JobState:
     def pod_gone(self, key: str) -> None:
         """A pod (``namespace/name``) that a fresh list no longer has: deleted while unwatched."""
         namespace, _, name = key.rpartition("/")
+        self._deleted(namespace, name, None)
         if self.put_pod((namespace, name), None) is not None:
             self.wake.set()
 

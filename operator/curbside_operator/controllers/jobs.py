@@ -63,6 +63,7 @@ class JobLoop:
             client,
             config,
         )
+        state.pod_deleted.append(dispatcher.pod_deleted)  # a deleted pod's token stops working
         self.registered: dict[str, _Registered] = {}
         self.last_status: dict[str, datetime] = {}
         self.create_failed: dict[str, float] = {}

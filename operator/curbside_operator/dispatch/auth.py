@@ -13,7 +13,10 @@ exists, and answers with the pod's namespace, name, uid and node. From that:
 - ``TokenReviewAuthenticator`` reviews tokens through an injected call (the operator wires
   ``kube.tokenreview``), caches positive answers until shortly before the token expires (in a
   bounded LRU), shares one review between concurrent requests with the same token, and turns
-  an API server that cannot answer into ``Unavailable`` (503), never into an accept;
+  an API server that cannot answer into ``Unavailable`` (503), never into an accept, and
+  forgets a pod's tokens the moment the operator sees the pod deleted (``forget_pod``, called
+  from the pod watch through ``controllers.job_state``): a deleted pod's token is refused at
+  once, not when its cached review runs out;
 - ``StaticAuthenticator`` hands out tokens in-process, for unit tests and benchmarks that run
   the dispatcher without Kubernetes. The operator never builds one: no setting selects it.
 
@@ -152,6 +155,39 @@ class _Cached:
     until: datetime
 
 
+REVOKED_FOR = timedelta(minutes=11)
+"""How long a deleted pod stays refused: longer than any token of it lives (``reconcile.pods``
+asks for 600 s), so a review that raced the deletion cannot readmit it."""
+
+
+class Revocations:
+    """Pods the operator saw deleted, recently: by uid when the event had one, else by name
+    (then only reviews that began before the deletion are refused: a new pod of that name is
+    another pod)."""
+
+    def __init__(self) -> None:
+        self._pods: collections.OrderedDict[tuple[str, str], tuple[str | None, datetime]] = (
+            collections.OrderedDict()
+        )
+
+    def add(self, namespace: str, pod: str, uid: str | None, now: datetime) -> None:
+        self._pods.pop((namespace, pod), None)
+        self._pods[namespace, pod] = (uid, now)
+        while self._pods:
+            _, (_, at) = next(iter(self._pods.items()))
+            if now - at < REVOKED_FOR:
+                break
+            self._pods.popitem(last=False)
+
+    def refuses(self, identity: Identity, *, since: datetime) -> bool:
+        """Whether ``identity``, vouched for by a review that began at ``since``, is a deleted pod."""
+        hit = self._pods.get((identity.namespace, identity.pod))
+        if hit is None:
+            return False
+        uid, at = hit
+        return identity.pod_uid == uid if uid is not None else since <= at
+
+
 class TokenReviewAuthenticator:
     """Tokens checked with TokenReview (through ``review``), positive answers cached until shortly
     before the token expires, at most ``max_entries`` of them (least recently used go first)."""
@@ -173,6 +209,23 @@ class TokenReviewAuthenticator:
         self.reviews = 0
         self._cache: collections.OrderedDict[bytes, _Cached] = collections.OrderedDict()
         self._inflight: dict[bytes, asyncio.Future[Identity]] = {}
+        self._by_pod: dict[tuple[str, str], set[bytes]] = collections.defaultdict(set)
+        self._revoked = Revocations()
+
+    def forget_pod(self, namespace: str, pod: str, uid: str | None = None) -> None:
+        """The pod was deleted: drop its cached reviews and refuse its tokens from now on."""
+        for key in self._by_pod.pop((namespace, pod), set()):
+            self._cache.pop(key, None)
+        self._revoked.add(namespace, pod, uid, self.clock())
+
+    def _drop(self, key: bytes) -> None:
+        gone = self._cache.pop(key, None)
+        if gone is not None:
+            owned = self._by_pod.get((gone.identity.namespace, gone.identity.pod))
+            if owned is not None:
+                owned.discard(key)
+                if not owned:
+                    del self._by_pod[gone.identity.namespace, gone.identity.pod]
 
     async def authenticate(self, token: str) -> Identity:
         expiry = token_expiry(token)
@@ -186,7 +239,7 @@ class TokenReviewAuthenticator:
         if hit is not None and now < hit.until:
             self._cache.move_to_end(key)
             return hit.identity
-        self._cache.pop(key, None)
+        self._drop(key)
         pending = self._inflight.get(key)
         if pending is None:  # one review for every request that brings this token meanwhile
             pending = asyncio.ensure_future(self._review(token, key, expiry))
@@ -196,6 +249,7 @@ class TokenReviewAuthenticator:
 
     async def _review(self, token: str, key: bytes, expiry: datetime) -> Identity:
         self.reviews += 1
+        began = self.clock()
         try:
             status = await asyncio.wait_for(self.review(token, [self.audience]), self.timeout_s)
         except TimeoutError as error:
@@ -203,9 +257,12 @@ class TokenReviewAuthenticator:
                 f"the API server did not answer a TokenReview in {self.timeout_s:g}s"
             ) from error
         identity = identity_from_review(status, audience=self.audience)
+        if self._revoked.refuses(identity, since=began):  # the review raced the pod's deletion
+            raise Unauthenticated(f"the token's pod {identity.namespace}/{identity.pod} was deleted")
         self._cache[key] = _Cached(identity, expiry - self.margin)
+        self._by_pod[identity.namespace, identity.pod].add(key)
         while len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
+            self._drop(next(iter(self._cache)))
         return identity
 
     def __len__(self) -> int:
@@ -218,6 +275,12 @@ class StaticAuthenticator:
 
     def __init__(self) -> None:
         self._tokens: dict[str, Identity] = {}
+
+    def forget_pod(self, namespace: str, pod: str, uid: str | None = None) -> None:
+        """The pod was deleted: its tokens stop working (as ``TokenReviewAuthenticator``'s do)."""
+        for token, identity in list(self._tokens.items()):
+            if (identity.namespace, identity.pod) == (namespace, pod) and uid in (None, identity.pod_uid):
+                del self._tokens[token]
 
     def issue(self, identity: Identity) -> str:
         token = secrets.token_urlsafe(24)

@@ -28,6 +28,11 @@ Vocabulary:
 - ``max_attempts`` counts attempts that failed the unit (deadline passed, the worker reported
   an error, or a departure under ``FailAttempt``), per replica. A graceful release or a
   migrated departure does not use one up: a car leaving is not the unit's fault.
+- Cars are hostile (``sqlite_limits``): a car that failed a unit never gets it again, so a
+  unit fails only by the failures of distinct cars; a car failing several units in a row is
+  benched from the job for a while; an attempt lives at most a few unit timeouts, renewals
+  included; and the ledger's chance choices (spot checks, probes) are keyed with a secret no
+  car ever sees.
 
 The clock is always a parameter (``now``); no implementation reads it.
 """
@@ -177,6 +182,16 @@ class CommittedUnit:
     result_ref: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Revoked:
+    """A committed result the ledger took back (its car was quarantined): the file holding
+    ``output_hash`` must leave the job's published output; the unit runs again."""
+
+    job: str
+    unit: int
+    output_hash: str
+
+
 def commit_id(job: str, unit: int, output_hash: str) -> str:
     """The id a unit gets when ``output_hash`` is committed for it (stable across replays)."""
     return hashlib.sha256(f"{job}\n{unit}\n{output_hash}".encode()).hexdigest()[:24]
@@ -217,12 +232,15 @@ class Ledger(Protocol):
 
         Expired attempts of the job are fenced first. A car already holding ``per_car`` live
         attempts of the job gets its oldest one back (``resumed``). Replicas of one unit never
-        go to one car, nor to one owner when the job wants distinct owners.
+        go to one car, nor to one owner when the job wants distinct owners. A car never gets a
+        unit it failed; a benched car (failures in a row) gets None.
         """
         ...
 
     def renew(self, job: str, unit: int, attempt: int, *, car: str, now: datetime) -> datetime:
-        """Push the attempt's deadline to ``now + unit_timeout``; ``Fenced`` if it is not live."""
+        """Push the attempt's deadline to ``now + unit_timeout``, but never past its maximum
+        lifetime (a few unit timeouts after its lease); ``Fenced`` if it is not live, and an
+        attempt at that lifetime is expired (``Fenced`` too)."""
         ...
 
     def release(
@@ -277,6 +295,15 @@ class Ledger(Protocol):
 
     def expire(self, now: datetime) -> list[EndedAttempt]:
         """End every live attempt whose deadline is not after ``now`` (they count as failed)."""
+        ...
+
+    def revoked(self) -> list[Revoked]:
+        """Results taken back whose files may still be published (every job), by job and unit.
+        A unit that commits again leaves this list in the same transaction."""
+        ...
+
+    def unpublished(self, gone: Sequence[Revoked]) -> None:
+        """The published output no longer holds these revoked results: forget them."""
         ...
 
     def summary(self, job: str) -> Summary: ...

@@ -9,7 +9,9 @@ submission is written in two steps around the ledger's commit:
    replica writes the same bytes to the same name.
 2. The ledger decides. Only if the unit committed, ``publish`` renames that staged file to
    ``<unit>.json`` (atomic) and removes the unit's other staged files. Fenced or outvoted
-   submissions never touch ``<unit>.json`` (their staged copies stay until the unit publishes).
+   submissions never touch ``<unit>.json``; the dispatcher removes their staged copies when no
+   submission waiting for a quorum needs them (``unstage``), and sweeps what a crash left
+   behind when it registers the job (``staged`` lists the folder).
 
 Staging is idempotent and may run in parallel; publishing runs one at a time with the ledger.
 If the operator dies between the ledger's commit and ``publish``, the staged file is still
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import urllib.parse
 import urllib.request
@@ -64,8 +67,34 @@ def output_hash(value: Any) -> str:
 class ResultStore(Protocol):
     """Where a job's committed results are kept, one object per unit."""
 
-    def stage(self, namespace: str, name: str, unit: int, *, result: Any, output_hash: str) -> str:
-        """Keep a submission until the ledger decides; returns the ref it will have once published."""
+    def stage(
+        self,
+        namespace: str,
+        name: str,
+        unit: int,
+        *,
+        output_hash: str,
+        result: Any = None,
+        data: bytes | None = None,
+    ) -> str:
+        """Keep a submission (``result``, or its canonical JSON ``data``) until the ledger
+        decides; returns the ref it will have once published."""
+        ...
+
+    def ref(self, namespace: str, name: str, unit: int) -> str:
+        """The ref the unit's result has once published (what ``stage`` returns)."""
+        ...
+
+    def staged(self, namespace: str, name: str) -> list[tuple[int, str, int]]:
+        """Every staged submission of the job: (unit, output hash, bytes)."""
+        ...
+
+    def is_staged(self, namespace: str, name: str, unit: int, *, output_hash: str) -> bool:
+        """Whether a submission with ``output_hash`` is staged for the unit."""
+        ...
+
+    def unstage(self, namespace: str, name: str, unit: int, *, output_hash: str) -> None:
+        """Drop a staged submission nobody needs any more (absent: nothing to do)."""
         ...
 
     def publish(self, namespace: str, name: str, unit: int, *, output_hash: str) -> str:
@@ -82,6 +111,11 @@ class ResultStore(Protocol):
 
     def published(self, namespace: str, name: str, unit: int, *, output_hash: str | None = None) -> bool:
         """Whether the unit has a published result (with this hash, when one is given)."""
+        ...
+
+    def remove(self, namespace: str, name: str, unit: int, *, output_hash: str) -> bool:
+        """Take the unit's published result out of the output if it is ``output_hash`` (a result
+        the ledger revoked); whether it was there."""
         ...
 
 
@@ -106,14 +140,43 @@ class FolderResultStore:
             raise ResultError(f"{digest!r} is not a lowercase hex SHA-256")
         return self.folder(namespace, name) / STAGING / f"{int(unit)}-{digest}.json"
 
-    def stage(self, namespace: str, name: str, unit: int, *, result: Any, output_hash: str) -> str:
+    def stage(
+        self,
+        namespace: str,
+        name: str,
+        unit: int,
+        *,
+        output_hash: str,
+        result: Any = None,
+        data: bytes | None = None,
+    ) -> str:
         staged = self._staged(namespace, name, unit, output_hash)
-        data = canonical_json(result)
+        data = canonical_json(result) if data is None else data
         if hashlib.sha256(data).hexdigest() != output_hash:
             raise ResultError(f"unit {unit}: the result does not hash to {output_hash}")
         if not staged.exists():
             self._write(staged, data)
+        return self.ref(namespace, name, unit)
+
+    def ref(self, namespace: str, name: str, unit: int) -> str:
         return self.path(namespace, name, unit).as_uri()
+
+    def staged(self, namespace: str, name: str) -> list[tuple[int, str, int]]:
+        found = []
+        for path in self.folder(namespace, name).joinpath(STAGING).glob("*-*.json"):
+            unit, _, digest = path.stem.partition("-")
+            if unit.isdigit() and len(digest) == 64:
+                try:
+                    found.append((int(unit), digest, path.stat().st_size))
+                except FileNotFoundError:
+                    continue
+        return found
+
+    def is_staged(self, namespace: str, name: str, unit: int, *, output_hash: str) -> bool:
+        return self._staged(namespace, name, unit, output_hash).exists()
+
+    def unstage(self, namespace: str, name: str, unit: int, *, output_hash: str) -> None:
+        self._staged(namespace, name, unit, output_hash).unlink(missing_ok=True)
 
     def publish(self, namespace: str, name: str, unit: int, *, output_hash: str) -> str:
         final = self.path(namespace, name, unit)
@@ -146,6 +209,14 @@ class FolderResultStore:
                 return json.loads(data)
         raise ResultError(f"unit {unit} of {namespace}/{name} has no result with hash {output_hash}")
 
+    def remove(self, namespace: str, name: str, unit: int, *, output_hash: str) -> bool:
+        path = self.path(namespace, name, unit)
+        if not self.published(namespace, name, unit, output_hash=output_hash):
+            return False
+        path.unlink(missing_ok=True)
+        self._sync_dir(path.parent)
+        return True
+
     def published(self, namespace: str, name: str, unit: int, *, output_hash: str | None = None) -> bool:
         path = self.path(namespace, name, unit)
         if output_hash is None:
@@ -177,16 +248,56 @@ class FolderResultStore:
 
 def within(a: Any, b: Any, tolerance: float) -> bool:
     """Whether two JSON values are equal, numbers allowed to differ by at most ``tolerance``
-    (absolute): same keys, same list lengths, same strings and booleans."""
+    (absolute): same keys, same list lengths, same strings and booleans.
+
+    Never raises: both values may come from cars, so a number no float can hold (``10**400``),
+    NaN, an infinity or a structure too deep to walk is a mismatch, not an error (one such
+    result must not make every honest result for its unit fail)."""
+    try:
+        return _within(a, b, tolerance)
+    except (OverflowError, RecursionError, TypeError, ValueError):
+        return False
+
+
+def within_stored(
+    store: ResultStore, namespace: str, name: str, unit: int, output_hash: str, result: Any, tolerance: float
+) -> bool:
+    """``within(result, the stored submission output_hash)``; ``result`` may be canonical JSON
+    (bytes). False when the store no longer holds that submission, or it cannot be read: a
+    result that is gone vouches for nothing. A module-level function, so a process pool can
+    run it."""
+    try:
+        other = store.load(namespace, name, unit, output_hash=output_hash)
+        ours = json.loads(result) if isinstance(result, bytes) else result
+    except (ResultError, ValueError, RecursionError):
+        return False
+    return within(ours, other, tolerance)
+
+
+def _within(a: Any, b: Any, tolerance: float) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, int | float) and isinstance(b, int | float):
-        return abs(a - b) <= tolerance
+        return _close(a, b, tolerance)
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(within(a[k], b[k], tolerance) for k in a)
+        return a.keys() == b.keys() and all(_within(a[k], b[k], tolerance) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(within(x, y, tolerance) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(_within(x, y, tolerance) for x, y in zip(a, b, strict=True))
     return bool(a == b) and type(a) is type(b)
+
+
+def _close(a: int | float, b: int | float, tolerance: float) -> bool:
+    """``|a - b| <= tolerance`` without overflow: two ints subtract exactly (Python ints have
+    no limit); otherwise both must be finite floats."""
+    if isinstance(a, int) and isinstance(b, int):
+        return abs(a - b) <= tolerance
+    try:
+        x, y = float(a), float(b)
+    except OverflowError:
+        return False
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return False
+    return abs(x - y) <= tolerance
 
 
 def _digest(path: Path) -> str:

@@ -107,7 +107,20 @@ class LedgerService:
         self._jobs[namespace, name] = RegisteredJob(
             namespace, name, key, source, store, per_car, spec.redundancy.tolerance
         )
+        self.unpublish_revoked()  # what a crash left published after a quarantine
         return key
+
+    def unpublish_revoked(self) -> None:
+        """Take every result the ledger revoked (a quarantined car's units decided on trust) out
+        of its served job's published output. Run it on the ledger's thread, after any ledger
+        call that may quarantine a car, so no commit of the unit interleaves."""
+        served = {job.key: job for job in self._jobs.values()}
+        gone = [r for r in self._ledger.revoked() if r.job in served]
+        for r in gone:
+            job = served[r.job]
+            job.store.remove(job.namespace, job.name, r.unit, output_hash=r.output_hash)
+        if gone:
+            self._ledger.unpublished(gone)
 
     def unregister_job(self, namespace: str, name: str) -> None:
         """Stop serving the job (the ledger keeps it until ``forget``)."""

@@ -24,9 +24,10 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 
+from curbside_operator.dispatch import sqlite_limits as limits_
 from curbside_operator.dispatch import sqlite_reads as reads_
 from curbside_operator.dispatch import sqlite_trust as trust_
 from curbside_operator.dispatch import sqlite_units as units_
@@ -40,6 +41,7 @@ from curbside_operator.dispatch.ledger import (
     LedgerBusy,
     LiveAttempt,
     Quarantined,
+    Revoked,
     UnknownJob,
     Validation,
     commit_id,
@@ -61,6 +63,7 @@ from curbside_operator.dispatch.sqlite_schema import (
 from curbside_operator.dispatch.sqlite_units import JobRow, from_us, to_us
 from curbside_operator.facts import CarFacts, Standing, Summary
 
+_PER_JOB = ("attempts", "units", "benched", "revoked")
 _SETTINGS = ("units", "timeout_us", "max_attempts", "replicas", "quorum", "distinct_owners", "validation")
 
 
@@ -90,6 +93,7 @@ class SqliteLedger:
                         migrate(db, version)
                     except ValueError as error:
                         raise ValueError(f"{self.path}: {error}") from error
+                limits_.secret(db)  # made once, in the file: draws stay the same after a restart
         except sqlite3.OperationalError as error:
             self._db.close()
             if "locked" in str(error):
@@ -156,7 +160,7 @@ class SqliteLedger:
             self._cache.pop(job, None)
             row = db.execute("SELECT id FROM jobs WHERE key = ?", (job,)).fetchone()
             if row is not None:
-                for table, column in (("attempts", "job"), ("units", "job"), ("jobs", "id")):
+                for table, column in (*((t, "job") for t in _PER_JOB), ("jobs", "id")):
                     db.execute(f"DELETE FROM {table} WHERE {column} = ?", (row[0],))
 
     def jobs(self) -> list[str]:
@@ -198,11 +202,11 @@ class SqliteLedger:
             j = self._job(db, job)
             fenced = self._check_live(db, j, unit, attempt, car=car, now_us=now_us)
             if fenced is None:
-                db.execute(
-                    "UPDATE attempts SET deadline_us = ? WHERE job = ? AND unit = ? AND attempt = ?",
-                    (now_us + j.timeout_us, j.id, unit, attempt),
-                )
-                return from_us(now_us + j.timeout_us)
+                deadline_us = limits_.renew(db, j.id, unit, attempt, now_us=now_us, timeout_us=j.timeout_us)
+                if deadline_us is not None:
+                    return from_us(deadline_us)
+                units_.end(db, j, unit, attempt, status=EXPIRED, charge=True, now_us=now_us)
+                fenced = Fenced(job=job, unit=unit, attempt=attempt, reason=WHY_NOT_LIVE[EXPIRED])
         raise fenced
 
     def release(
@@ -218,7 +222,7 @@ class SqliteLedger:
                 return False
             else:
                 status = RELEASED if error is None else ERRORED
-                units_.end(db, j, unit, attempt, status=status, charge=error is not None)
+                units_.end(db, j, unit, attempt, status=status, charge=error is not None, now_us=now_us)
                 return True
         raise fenced
 
@@ -274,17 +278,16 @@ class SqliteLedger:
             "SELECT probe FROM attempts WHERE job = ? AND unit = ? AND attempt = ?", (j.id, unit, attempt)
         ).fetchone()
         if probe:  # looks like any other result waiting for a quorum
-            db.execute(
-                "UPDATE attempts SET status = ?, output_hash = ?, result_ref = ?, grp = ?, done_us = ?"
-                " WHERE job = ? AND unit = ? AND attempt = ?",
-                (CHECKED, output_hash, result_ref, group, now_us, j.id, unit, attempt),
+            units_.check(
+                db,
+                j,
+                unit,
+                attempt,
+                output_hash=output_hash,
+                result_ref=result_ref,
+                group=group,
+                now_us=now_us,
             )
-            db.execute("UPDATE jobs SET results = results + 1 WHERE id = ?", (j.id,))
-            caught = trust_.check_probe(
-                db, j.id, unit, attempt, group=group, timeout_us=j.timeout_us, v=j.validation
-            )
-            if caught is not None:
-                units_.quarantine(db, *caught, now_us=now_us)
             return Commit(
                 commit_id(j.key, unit, output_hash), duplicate=False, committed=False, output_hash=output_hash
             )
@@ -323,14 +326,14 @@ class SqliteLedger:
         elif status != LIVE:
             reason = WHY_NOT_LIVE.get(status, status)
         elif now_us >= deadline_us:
-            units_.end(db, j, unit, attempt, status=EXPIRED, charge=True)
+            units_.end(db, j, unit, attempt, status=EXPIRED, charge=True, now_us=now_us)
             reason = WHY_NOT_LIVE[EXPIRED]
         return None if reason is None else Fenced(job=j.key, unit=unit, attempt=attempt, reason=reason)
 
     def fence_car(
         self, job: str | None, car: str, *, now: datetime, charge: bool = False
     ) -> list[EndedAttempt]:
-        to_us(now)  # fencing needs no clock, but a naive time is a caller's bug all the same
+        now_us = to_us(now)  # a charged fence may bench the car from now on
         with self._tx() as db:
             where, args = ("", (car,)) if job is None else (" AND job = ?", (car, self._job(db, job).id))
             found = db.execute(
@@ -338,16 +341,17 @@ class SqliteLedger:
                 f" WHERE status = 'live' AND car = ?{where}",
                 args,
             ).fetchall()
-            return self._end_all(db, found, status=FENCED, charge=charge, departure=True)
+            return self._end_all(db, found, status=FENCED, charge=charge, departure=True, now_us=now_us)
 
     def expire(self, now: datetime) -> list[EndedAttempt]:
+        now_us = to_us(now)
         with self._tx() as db:
             found = db.execute(
                 "SELECT job, unit, attempt FROM attempts INDEXED BY attempts_live_due"
                 " WHERE status = 'live' AND deadline_us <= ?",
-                (to_us(now),),
+                (now_us,),
             ).fetchall()
-            return self._end_all(db, found, status=EXPIRED, charge=True, departure=False)
+            return self._end_all(db, found, status=EXPIRED, charge=True, departure=False, now_us=now_us)
 
     def _end_all(
         self,
@@ -357,12 +361,13 @@ class SqliteLedger:
         status: str,
         charge: bool,
         departure: bool,
+        now_us: int,
     ) -> list[EndedAttempt]:
         keys = dict(db.execute("SELECT id, key FROM jobs").fetchall()) if found else {}
         ended = []
         for job_id, unit, attempt in sorted(found):
             j = self._job(db, keys[job_id])
-            car = units_.end(db, j, unit, attempt, status=status, charge=charge)
+            car = units_.end(db, j, unit, attempt, status=status, charge=charge, now_us=now_us)
             ended.append(EndedAttempt(j.key, unit, attempt, car))
         for job_id in {job_id for job_id, _, _ in found} if departure else ():
             db.execute("UPDATE jobs SET departures = departures + 1 WHERE id = ?", (job_id,))
@@ -380,6 +385,14 @@ class SqliteLedger:
     def results(self, job: str) -> list[CommittedUnit]:
         with self._tx() as db:
             return reads_.results(db, self._job(db, job))
+
+    def revoked(self) -> list[Revoked]:
+        with self._tx() as db:
+            return reads_.revoked(db)
+
+    def unpublished(self, gone: Sequence[Revoked]) -> None:
+        with self._tx() as db:
+            trust_.unpublished(db, [(r.job, r.unit, r.output_hash) for r in gone])
 
     def verify(self) -> list[str]:
         with self._tx() as db:

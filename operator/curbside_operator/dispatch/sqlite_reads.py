@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 
 from curbside_api import intervals
-from curbside_operator.dispatch.ledger import CommittedUnit, Fenced, LiveAttempt, UnknownUnit
+from curbside_operator.dispatch.ledger import CommittedUnit, Fenced, LiveAttempt, Revoked, UnknownUnit
 from curbside_operator.dispatch.sqlite_schema import SUBMITTED, SUCCEEDED
 from curbside_operator.dispatch.sqlite_units import JobRow, from_us
 from curbside_operator.facts import Summary
@@ -115,3 +115,12 @@ def results(db: sqlite3.Connection, j: JobRow) -> list[CommittedUnit]:
         (j.id, SUCCEEDED),
     ).fetchall()
     return [CommittedUnit(*row) for row in rows]
+
+
+def revoked(db: sqlite3.Connection) -> list[Revoked]:
+    """Every revoked result still to be taken out of the published output, by job and unit."""
+    rows = db.execute(
+        "SELECT j.key, r.unit, r.output_hash FROM revoked r JOIN jobs j ON j.id = r.job"
+        " ORDER BY j.key, r.unit"
+    ).fetchall()
+    return [Revoked(*row) for row in rows]

@@ -19,15 +19,28 @@ Tables:
   credit it earned. ``probe`` attempts re-run an already verified unit to check the car.
 - ``cars`` and ``trust``: each car's record (quarantine, credit) and its streak per model.
   ``seq`` orders changes, so the operator reads only the cars that changed.
+- ``benched``: per job and car, its charged failures in a row and until when it gets no new
+  lease of the job (``sqlite_limits``). An attempt's ``charged`` says it used up one of its
+  unit's attempts; a car is charged at most once per unit.
+- ``secrets``: values the ledger makes up once and never hands out; ``draw`` is the key that
+  makes spot checks and probes unpredictable to cars (``sqlite_limits.draw``).
+- ``revoked``: results taken back from a quarantined car (units it decided alone on trust)
+  whose files the dispatcher has yet to take out of the published output; a unit that
+  commits again leaves it.
 
-Schema 2 added the trust columns and tables; a schema-1 file is migrated in place on open.
+Schema 2 added the trust columns and tables; schema 3 the ``charged`` column, ``benched``,
+``secrets`` and ``revoked``. Older files are migrated in place on open (a schema-2 file keeps
+one charge per car and unit: its last failed or expired attempt; charged departures were not
+recorded, so their units get those attempts back).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+from curbside_operator.dispatch.sqlite_limits import FAIL_STREAK
+
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, units INTEGER NOT NULL,
@@ -80,7 +93,21 @@ MIGRATIONS: dict[int, list[str]] = {
             streak INTEGER NOT NULL DEFAULT 0, trusted INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (car, model)) WITHOUT ROWID""",
         "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    ]
+    ],
+    3: [
+        "ALTER TABLE attempts ADD COLUMN charged INTEGER NOT NULL DEFAULT 0",
+        """UPDATE attempts SET charged = 1 WHERE status IN ('failed', 'expired') AND NOT probe
+            AND NOT EXISTS (SELECT 1 FROM attempts b WHERE b.job = attempts.job AND b.unit = attempts.unit
+            AND b.car = attempts.car AND b.attempt > attempts.attempt AND NOT b.probe)""",
+        """UPDATE units SET failures = (SELECT count(*) FROM attempts a WHERE a.job = units.job
+            AND a.unit = units.unit AND a.charged AND NOT a.probe)""",
+        """CREATE TABLE IF NOT EXISTS benched (job INTEGER NOT NULL, car TEXT NOT NULL,
+            streak INTEGER NOT NULL DEFAULT 0, until_us INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (job, car)) WITHOUT ROWID""",
+        "CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+        """CREATE TABLE IF NOT EXISTS revoked (job INTEGER NOT NULL, unit INTEGER NOT NULL,
+            output_hash TEXT NOT NULL, PRIMARY KEY (job, unit)) WITHOUT ROWID""",
+    ],
 }
 """Statements that take a file from the schema before the key to that schema."""
 
@@ -195,6 +222,40 @@ _CHECKS: list[tuple[str, str]] = [
         "job {0}: unit {1} is pending but wants no attempt (it would never run)",
         "SELECT j.key, u.unit FROM units u JOIN jobs j ON j.id = u.job"
         " WHERE u.state = 'pending' AND u.open_slots <= 0",
+    ),
+    (
+        "job {0}: unit {1} has {2} failures but {3} charged attempts",
+        """SELECT j.key, u.unit, u.failures, (SELECT count(*) FROM attempts a WHERE a.job = u.job
+             AND a.unit = u.unit AND a.charged AND NOT a.probe) AS n
+           FROM units u JOIN jobs j ON j.id = u.job WHERE u.failures != n""",
+    ),
+    (
+        "job {0}: unit {1} was charged twice to car {2} (a failed car never gets the unit again)",
+        """SELECT j.key, a.unit, a.car FROM attempts a JOIN jobs j ON j.id = a.job
+           WHERE a.charged AND NOT a.probe GROUP BY a.job, a.unit, a.car HAVING count(*) > 1""",
+    ),
+    (
+        "job {0}: unit {1} was leased to car {2} again after it failed there",
+        """SELECT j.key, a.unit, a.car FROM attempts a JOIN jobs j ON j.id = a.job
+           WHERE a.charged AND NOT a.probe AND EXISTS (SELECT 1 FROM attempts b WHERE b.job = a.job
+             AND b.unit = a.unit AND b.car = a.car AND b.attempt > a.attempt AND NOT b.probe)""",
+    ),
+    (
+        "car {1}: benched for job {0}, which does not exist, or with a streak of {2}",
+        f"""SELECT b.job, b.car, b.streak FROM benched b WHERE b.streak NOT BETWEEN 0 AND {FAIL_STREAK - 1}
+           OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = b.job)""",
+    ),
+    (
+        "job id {0}: unit {1} is listed as revoked but is {2}",
+        """SELECT r.job, r.unit, coalesce(u.state, 'not in the ledger') FROM revoked r
+           LEFT JOIN units u ON u.job = r.job AND u.unit = r.unit
+           WHERE u.state IS NULL OR u.state = 'succeeded'""",
+    ),
+    (
+        "the ledger's draw secret is {0} (spot checks and probes would be predictable)",
+        """SELECT CASE WHEN count(*) = 0 THEN 'missing' ELSE 'malformed' END FROM secrets
+           WHERE name = 'draw'
+           HAVING count(*) = 0 OR max(length(value) != 64 OR value GLOB '*[^0-9a-f]*')""",
     ),
 ]
 

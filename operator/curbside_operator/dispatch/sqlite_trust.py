@@ -275,8 +275,14 @@ def revoke(
     replicas: int,
     quorum: int,
 ) -> None:
-    """Take back a unit decided on trust by a quarantined car: its result no longer counts and
-    the unit runs again, fully replicated. (The caller settles the unit.)"""
+    """Take back a unit decided on trust by a quarantined car: its result no longer counts, it
+    is listed for removal from the published output (``revoked``), and the unit runs again,
+    fully replicated. (The caller settles the unit.)"""
+    db.execute(
+        "INSERT OR REPLACE INTO revoked (job, unit, output_hash) SELECT job, unit, output_hash FROM units"
+        " WHERE job = ? AND unit = ? AND output_hash IS NOT NULL",
+        (job_id, unit),
+    )
     db.execute(
         "UPDATE attempts SET status = ?, verdict = 'revoked' WHERE job = ? AND unit = ? AND attempt = ?",
         (REJECTED, job_id, unit, attempt),
@@ -290,3 +296,12 @@ def revoke(
         (PENDING, replicas, quorum, job_id, unit),
     )
     db.execute("UPDATE jobs SET succeeded = succeeded - 1, pending = pending + 1 WHERE id = ?", (job_id,))
+
+
+def unpublished(db: sqlite3.Connection, gone: list[tuple[str, int, str]]) -> None:
+    """Forget revoked results (job key, unit, output hash) the published output no longer holds."""
+    db.executemany(
+        "DELETE FROM revoked WHERE job = (SELECT id FROM jobs WHERE key = ?) AND unit = ?"
+        " AND output_hash = ?",
+        gone,
+    )

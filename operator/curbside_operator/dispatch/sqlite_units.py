@@ -19,19 +19,22 @@ The rules, for a job with ``replicas`` R and ``quorum`` Q:
   other submitted ones REJECTED, the still-live ones SUPERSEDED (fenced: their results
   would be late).
 - The unit fails when its charged failures reach ``max_attempts * R``, or when that many
-  results came in without a quorum and nothing is still running.
+  results came in without a quorum and nothing is still running. A car is charged at most
+  once per unit: once charged, it never gets the unit again (``sqlite_limits``), so the
+  failures are those of distinct cars.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+from curbside_operator.dispatch import sqlite_limits as limits_
 from curbside_operator.dispatch import sqlite_trust as trust_
 from curbside_operator.dispatch.ledger import Lease, Validation, commit_id
 from curbside_operator.dispatch.sqlite_schema import (
+    CHECKED,
     COMMITTED,
     EXPIRED,
     FAILED,
@@ -76,6 +79,8 @@ class JobRow:
     quorum: int
     distinct_owners: bool
     validation: Validation = dataclasses.field(default_factory=Validation)
+    secret: str = dataclasses.field(default="", repr=False)
+    """The ledger's draw secret (``sqlite_limits.draw``): never leaves the operator."""
 
     def budget(self, replicas: int) -> int:
         """Failed attempts (or results without a quorum) a unit may use up before it fails."""
@@ -85,14 +90,14 @@ class JobRow:
 def pick(db: sqlite3.Connection, j: JobRow, *, car: str, owner: str, hardware: str = "") -> int | None:
     """The lowest unit wanting an attempt of this hardware class that neither this car (nor,
     when the job wants distinct owners, another car of this owner) works on or has sent a
-    result for; a fresh unit gets its row."""
+    result for, and that this car never failed; a fresh unit gets its row."""
     clash = "(a.car = :car OR a.owner = :owner)" if j.distinct_owners else "a.car = :car"
     row = db.execute(
         "SELECT u.unit FROM units u INDEXED BY units_open WHERE u.job = :job AND u.open_slots > 0"
         " AND (u.hw IS NULL OR u.hw = :hw) AND NOT EXISTS (SELECT 1 FROM attempts a"
         " WHERE a.job = u.job AND a.unit = u.unit"
-        " AND a.status IN ('live', 'submitted', 'committed', 'rejected')"
-        f" AND {clash}) ORDER BY u.unit LIMIT 1",
+        " AND (a.status IN ('live', 'submitted', 'committed', 'rejected') AND "
+        f"{clash} OR a.charged AND a.car = :car)) ORDER BY u.unit LIMIT 1",
         {"job": j.id, "car": car, "owner": owner, "hw": hardware},
     ).fetchone()
     (cursor,) = db.execute("SELECT cursor FROM jobs WHERE id = ?", (j.id,)).fetchone()
@@ -125,7 +130,7 @@ def issue(
             v.adaptive
             and j.replicas > 1
             and trust_.trusted(db, car, v.model)
-            and draw(j.key, "spot", unit) >= v.spot_percent
+            and limits_.draw(j.secret, j.key, "spot", unit) >= v.spot_percent
         )
         db.execute(
             "UPDATE units SET hw = ?, target = ?, need = ? WHERE job = ? AND unit = ?",
@@ -172,7 +177,7 @@ def lease(
         (j.id, now_us),
     ).fetchall()
     for unit, attempt in due:  # fenced before anything is reissued, in this transaction
-        end(db, j, unit, attempt, status=EXPIRED, charge=True)
+        end(db, j, unit, attempt, status=EXPIRED, charge=True, now_us=now_us)
     held = db.execute(
         "SELECT unit, attempt, deadline_us FROM attempts INDEXED BY attempts_live_car"
         " WHERE status = 'live' AND car = ? AND job = ? ORDER BY unit, attempt",
@@ -180,6 +185,8 @@ def lease(
     ).fetchall()
     if len(held) >= per_car:
         return Lease(held[0][0], held[0][1], from_us(held[0][2]), resumed=True)
+    if limits_.benched(db, j.id, car, now_us):
+        return None
     unit = _probe(db, j, car=car, facts=facts) if j.validation.probe_percent else None
     probe = unit is not None
     if unit is None:
@@ -192,28 +199,27 @@ def lease(
 
 
 def _probe(db: sqlite3.Connection, j: JobRow, *, car: str, facts: CarFacts) -> int | None:
-    """The unit to check the car with, if this lease is a probe (a fixed function of job, car
-    and leases issued so far) and a verified unit it never saw exists."""
+    """The unit to check the car with, if this lease is a probe (a fixed function of the ledger's
+    secret, job, car and leases issued so far) and a verified unit it never saw exists."""
     (issued,) = db.execute("SELECT issued FROM jobs WHERE id = ?", (j.id,)).fetchone()
-    if draw(j.key, "probe", car, issued) >= j.validation.probe_percent:
+    if limits_.draw(j.secret, j.key, "probe", car, issued) >= j.validation.probe_percent:
         return None
-    start = draw(j.key, "start", car, issued) * j.units // 100
+    start = limits_.draw(j.secret, j.key, "start", car, issued) * j.units // 100
     return trust_.pick_probe(db, j.id, car=car, owner=facts.owner, hardware=facts.hardware, start=start)
 
 
-def draw(*parts: object) -> int:
-    """A number in 0..99 that is a fixed function of ``parts``: which units are spot-checked and
-    which leases are probes must not change when the operator restarts."""
-    digest = hashlib.sha256("\n".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big") % 100
-
-
-def end(db: sqlite3.Connection, j: JobRow, unit: int, attempt: int, *, status: str, charge: bool) -> str:
-    """End a live attempt with ``status`` (charged against the budget or not); returns its car."""
+def end(
+    db: sqlite3.Connection, j: JobRow, unit: int, attempt: int, *, status: str, charge: bool, now_us: int
+) -> str:
+    """End a live attempt with ``status`` (charged against the budget or not); returns its car.
+    A charge also bars the car from the unit and counts towards benching it."""
     (car, probe) = db.execute(
-        "UPDATE attempts SET status = ? WHERE job = ? AND unit = ? AND attempt = ? RETURNING car, probe",
-        (status, j.id, unit, attempt),
+        "UPDATE attempts SET status = ?, charged = ? WHERE job = ? AND unit = ? AND attempt = ?"
+        " RETURNING car, probe",
+        (status, int(charge), j.id, unit, attempt),
     ).fetchone()
+    if charge:
+        limits_.strike(db, j.id, car, now_us=now_us, timeout_us=j.timeout_us)
     if probe:  # a check of a decided unit: nothing about the unit changes
         return str(car)
     db.execute("UPDATE jobs SET reruns = reruns + ? WHERE id = ?", (int(status in WASTED), j.id))
@@ -238,12 +244,13 @@ def submit(
     """Record a live attempt's result, counted with the submissions of output ``group``; commit
     the unit if a quorum now agrees. Returns the winner ``(commit id, output hash, result ref)``
     if the unit committed with this group's output."""
-    db.execute(
+    (car,) = db.execute(
         "UPDATE attempts SET status = ?, output_hash = ?, result_ref = ?, grp = ?, done_us = ?"
-        " WHERE job = ? AND unit = ? AND attempt = ?",
+        " WHERE job = ? AND unit = ? AND attempt = ? RETURNING car",
         (SUBMITTED, output_hash, result_ref, group, now_us, j.id, unit, attempt),
-    )
+    ).fetchone()
     db.execute("UPDATE jobs SET results = results + 1 WHERE id = ?", (j.id,))
+    limits_.clear(db, j.id, car)
     (agree, need) = db.execute(
         "SELECT count(*), (SELECT need FROM units WHERE job = :j AND unit = :u) FROM attempts"
         " WHERE job = :j AND unit = :u AND status = :s AND grp = :g",
@@ -260,6 +267,31 @@ def submit(
         return winner
     settle(db, j, unit, now_us=now_us)
     return None
+
+
+def check(
+    db: sqlite3.Connection,
+    j: JobRow,
+    unit: int,
+    attempt: int,
+    *,
+    output_hash: str,
+    result_ref: str,
+    group: str,
+    now_us: int,
+) -> None:
+    """Record a probe's result and judge it against the unit's known answer; a miss quarantines
+    its car. The unit itself does not change."""
+    (car,) = db.execute(
+        "UPDATE attempts SET status = ?, output_hash = ?, result_ref = ?, grp = ?, done_us = ?"
+        " WHERE job = ? AND unit = ? AND attempt = ? RETURNING car",
+        (CHECKED, output_hash, result_ref, group, now_us, j.id, unit, attempt),
+    ).fetchone()
+    db.execute("UPDATE jobs SET results = results + 1 WHERE id = ?", (j.id,))
+    limits_.clear(db, j.id, car)
+    caught = trust_.check_probe(db, j.id, unit, attempt, group=group, timeout_us=j.timeout_us, v=j.validation)
+    if caught is not None:
+        quarantine(db, *caught, now_us=now_us)
 
 
 def settle(db: sqlite3.Connection, j: JobRow, unit: int, *, now_us: int = 0) -> None:
@@ -305,6 +337,7 @@ def decide(
             " WHERE job = ? AND unit = ?",
             (*winner, now_us, j.id, unit),
         )
+        db.execute("DELETE FROM revoked WHERE job = ? AND unit = ?", (j.id, unit))  # its file is replaced
     db.execute(f"UPDATE attempts SET status = ? WHERE {where}", (REJECTED, j.id, unit, SUBMITTED))
     _set_state(db, j, unit, old=state, new=FAILED if winner is None else SUCCEEDED, open_slots=0)
     caught = trust_.judge(db, j.id, unit, timeout_us=j.timeout_us, replicas=j.replicas, v=j.validation)
@@ -319,7 +352,7 @@ def quarantine(db: sqlite3.Connection, car: str, reason: str, *, now_us: int) ->
     live, waiting, alone = trust_.quarantine_work(db, car)
     jobs = {int(row[0]): job_row(db, int(row[0])) for row in (*live, *waiting, *alone)}
     for job_id, unit, attempt in live:
-        end(db, jobs[job_id], unit, attempt, status=FENCED, charge=False)
+        end(db, jobs[job_id], unit, attempt, status=FENCED, charge=False, now_us=now_us)
     for job_id, unit, attempt in waiting:  # its votes no longer count
         db.execute(
             "UPDATE attempts SET status = ?, verdict = ? WHERE job = ? AND unit = ? AND attempt = ?",
@@ -338,11 +371,11 @@ def quarantine(db: sqlite3.Connection, car: str, reason: str, *, now_us: int) ->
 def job_row(db: sqlite3.Connection, job_id: int) -> JobRow:
     """A job's settings, read from its row."""
     row = db.execute(
-        "SELECT id, key, units, timeout_us, max_attempts, replicas, quorum, distinct_owners, validation"
-        " FROM jobs WHERE id = ?",
-        (job_id,),
+        "SELECT id, key, units, timeout_us, max_attempts, replicas, quorum, distinct_owners, validation,"
+        " (SELECT value FROM secrets WHERE name = ?) FROM jobs WHERE id = ?",
+        (limits_.DRAW_SECRET, job_id),
     ).fetchone()
-    job_id, key, units, timeout_us, max_attempts, replicas, quorum, distinct, validation = row
+    job_id, key, units, timeout_us, max_attempts, replicas, quorum, distinct, validation, secret = row
     return JobRow(
         job_id,
         key,
@@ -353,6 +386,7 @@ def job_row(db: sqlite3.Connection, job_id: int) -> JobRow:
         quorum,
         bool(distinct),
         trust_.validation_from(validation),
+        secret,
     )
 
 

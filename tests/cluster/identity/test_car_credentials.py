@@ -1,12 +1,14 @@
-"""The per-car credential matrix against the real API server (docs/install.md: cars and their permissions).
-
+"""The per-car credential matrix against the real API server (docs/adr/0002-car-identity.md).
 Car A's own x509 credentials, from the kubeconfig enrollment wrote, against every request a
 car's agent makes and a long list it must never make: another car's VehicleNode and Lease,
 its own spec, metadata and operator-owned status, creating or deleting VehicleNodes, listing
-them, Secrets, Pods, InferenceJobs, RBAC, impersonation. Like upstream's node_test.go, each
-expectation is polled for up to 30 s (RBAC and admission policies reach the API server's
-caches asynchronously); unlike it, a request expected to be refused that succeeds even once
-fails at once, because the fixture already waited for the policy to be in force.
+or watching them (even by another car's name), another car's Node and the pods on it,
+Secrets, Pods, InferenceJobs, RBAC, impersonation (more in test_car_beyond_matrix.py).
+
+Like upstream's node_test.go, each expectation is polled for up to 30 s (RBAC and admission
+policies reach the API server's caches asynchronously); unlike it, a request expected to be
+refused that succeeds even once fails at once, because the fixture already waited for the
+policy to be in force.
 
 Refusals by RBAC say "cannot <verb> resource"; refusals by the admission policy name its
 rule or the field. Both are HTTP 403 (reason Forbidden).
@@ -14,19 +16,15 @@ rule or the field. Both are HTTP 403 (reason Forbidden).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from curbside_api.v1alpha1 import vehiclenode
-from curbside_testbed import bed, identity, pki
-from tests.support import wait
+from curbside_testbed import identity
 from tests.support.car_identity import LEASES, MERGE, VN, Cars, answer, lease, now, now_micro, ok, watch
 
 RBAC = "cannot"  # RBAC's refusals: 'User "curbside:car:x" cannot patch resource "vehiclenodes" ...'
@@ -124,6 +122,7 @@ def _impersonating(user: Callable[[Cars], str], *groups: str) -> Callable[[Cars]
 
 
 PATH_SECRETS = f"/api/v1/namespaces/{identity.CARS_NAMESPACE}/secrets"
+NODES = "/api/v1/nodes"
 IJ = "/apis/curbside.dev/v1alpha1/namespaces/default/inferencejobs"
 POD = {
     "apiVersion": "v1",
@@ -172,6 +171,21 @@ FORBIDDEN = [
     Case(
         "watch-other-vehiclenode",
         lambda c: watch(c.a_client, VN, fieldSelector=f"metadata.name={c.b}"),
+        RBAC + " watch",
+    ),
+    Case(
+        "list-other-vehiclenode-by-name",
+        lambda c: c.a_client.get(VN, params={"fieldSelector": f"metadata.name={c.b}"}),
+        RBAC + " list",
+    ),
+    Case(
+        "list-vehiclenodes-by-label",
+        lambda c: c.a_client.get(VN, params={"labelSelector": "curbside.dev/vehicle"}),
+        RBAC + " list",
+    ),
+    Case(
+        "watch-other-vehiclenode-by-resource-version",
+        lambda c: watch(c.a_client, VN, fieldSelector=f"metadata.name={c.b}", resourceVersion="0"),
         RBAC + " watch",
     ),
     Case("get-other-lease", lambda c: c.a_client.get(f"{LEASES}/{c.b}"), RBAC + " get"),
@@ -274,6 +288,52 @@ FORBIDDEN = [
     Case("delete-all-vehiclenodes", lambda c: c.a_client.delete(VN), RBAC + " deletecollection"),
     Case("list-vehiclenodes", lambda c: c.a_client.get(VN), RBAC + " list"),
     Case("watch-vehiclenodes", lambda c: watch(c.a_client, VN), RBAC + " watch"),
+    # Another car's Node and the pods on it (the car's identity needs no Node or Pod at all).
+    Case("get-other-node", lambda c: c.a_client.get(f"{NODES}/{c.b}"), RBAC + " get"),
+    Case("get-own-node", lambda c: c.a_client.get(f"{NODES}/{c.a}"), RBAC + " get"),
+    Case(
+        "patch-other-node",
+        lambda c: c.a_client.patch(f"{NODES}/{c.b}", json={"spec": {"unschedulable": True}}, headers=MERGE),
+        RBAC + " patch",
+    ),
+    Case(
+        "patch-other-node-status",
+        lambda c: c.a_client.patch(
+            f"{NODES}/{c.b}/status", json={"status": {"conditions": []}}, headers=MERGE
+        ),
+        RBAC + " patch",
+    ),
+    Case("delete-other-node", lambda c: c.a_client.delete(f"{NODES}/{c.b}"), RBAC + " delete"),
+    Case(
+        "list-pods-on-other-node",
+        lambda c: c.a_client.get("/api/v1/pods", params={"fieldSelector": f"spec.nodeName={c.b}"}),
+        RBAC + " list",
+    ),
+    Case(
+        "watch-pods-on-other-node",
+        lambda c: watch(c.a_client, "/api/v1/pods", fieldSelector=f"spec.nodeName={c.b}"),
+        RBAC + " watch",
+    ),
+    Case(
+        "get-pod-on-other-node",
+        lambda c: c.a_client.get(f"/api/v1/namespaces/default/pods/{c.b}-worker"),
+        RBAC + " get",
+    ),
+    Case(
+        "evict-pod-on-other-node",
+        lambda c: c.a_client.post(
+            f"/api/v1/namespaces/default/pods/{c.b}-worker/eviction",
+            json={"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": f"{c.b}-worker"}},
+        ),
+        RBAC + " create",
+    ),
+    Case(
+        "delete-pods-on-other-node",
+        lambda c: c.a_client.delete(
+            "/api/v1/namespaces/default/pods", params={"fieldSelector": f"spec.nodeName={c.b}"}
+        ),
+        RBAC + " deletecollection",
+    ),
     # Everything else.
     Case("list-secrets-everywhere", lambda c: c.a_client.get("/api/v1/secrets"), RBAC + " list"),
     Case("list-secrets-car-namespace", lambda c: c.a_client.get(PATH_SECRETS), RBAC + " list"),
@@ -336,125 +396,3 @@ def test_car_may(case: Case, cars: Cars) -> None:
 @pytest.mark.parametrize("case", FORBIDDEN, ids=[c.id for c in FORBIDDEN])
 def test_car_may_not(case: Case, cars: Cars) -> None:
     _expect(case, cars)
-
-
-# -- beyond the matrix --------------------------------------------------------------------
-def test_agent_report_lands_and_leaves_operator_fields_alone(cars: Cars) -> None:
-    """What the agent writes is stored; what the operator wrote is untouched by it."""
-    before = cars.get(f"{VN}/{cars.a}")["status"]
-    ok(cars.a_client.patch(f"{VN}/{cars.a}/status", json={"status": AGENT_STATUS}, headers=MERGE))
-    after = cars.get(f"{VN}/{cars.a}")["status"]
-    assert {k: after.get(k) for k in AGENT_STATUS} == AGENT_STATUS
-    for field in vehiclenode.OPERATOR_OWNED:
-        assert after[field] == before[field], field
-
-
-def test_status_write_cannot_smuggle_metadata(cars: Cars) -> None:
-    """Metadata sent to the status subresource is dropped, not stored (and not refused)."""
-    labels = cars.get(f"{VN}/{cars.a}")["metadata"].get("labels")
-    body = {"metadata": {"labels": {"curbside.dev/eligible": "true"}}, "status": {"batteryPercent": 64}}
-    ok(cars.a_client.patch(f"{VN}/{cars.a}/status", json=body, headers=MERGE))
-    stored = cars.get(f"{VN}/{cars.a}")
-    assert stored["status"]["batteryPercent"] == 64
-    assert stored["metadata"].get("labels") == labels
-
-
-def _refused(request: Callable[[], httpx.Response], status: int, says: str) -> None:
-    r = answer(request, allowed=False, status=status)
-    assert says in r.text, r.text
-
-
-@pytest.mark.parametrize("problem", ["expired", "foreign-ca"])
-def test_bad_certificate_is_unauthenticated(
-    problem: str, cars: Cars, testbed: bed.TestBed, tmp_path: Path
-) -> None:
-    """A car certificate that expired, or that another CA signed, is HTTP 401, not a car."""
-    if problem == "expired":
-        kubeconfig = identity.issue_credentials(
-            testbed,
-            cars.a,
-            folder=f"{cars.a}-expired",
-            not_before=dt.datetime.now(dt.UTC) - dt.timedelta(days=2),
-            validity=dt.timedelta(days=1),
-        )
-    else:
-        pki.create(tmp_path, bed_name="rogue")
-        kubeconfig = identity.issue_credentials(
-            testbed, cars.a, folder=f"{cars.a}-rogue", ca=pki.load_ca(tmp_path)
-        )
-    with identity.http_client(kubeconfig) as client:
-        _refused(lambda: client.get(f"{VN}/{cars.a}"), 401, "Unauthorized")
-
-
-def test_unenrolled_car_has_nothing(cars: Cars, testbed: bed.TestBed) -> None:
-    """A valid car certificate without its per-car RBAC (never enrolled, or unenrolled) may
-    not even create the Lease the whole group may create: the policy asks the authorizer."""
-    ghost = f"{cars.a}-ghost"
-    kubeconfig = identity.issue_credentials(testbed, ghost)
-    with identity.http_client(kubeconfig) as client:
-        _refused(lambda: client.post(LEASES, json=lease(ghost)), 403, f"car {ghost} is not enrolled")
-        _refused(lambda: client.get(f"{VN}/{ghost}"), 403, "cannot get")
-
-
-@pytest.fixture
-def overprivileged(cars: Cars, testbed: bed.TestBed) -> Any:
-    """Car C, enrolled, with its VehicleNode, and bound to cluster-admin by mistake."""
-    c = f"{cars.a}-c"
-    kubeconfig = identity.enroll_car(testbed, c)
-    binding = {
-        "metadata": {"name": f"idt-mistake-{c}"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": identity.username(c)}],
-    }
-    crbs = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"
-    body = yaml.safe_load(yaml.safe_dump(cars.get(f"{VN}/{cars.a}")))
-    body["metadata"] = {"name": c}
-    body.pop("status")
-    ok(cars.admin.post(VN, json=body))
-    ok(cars.admin.post(crbs, json=binding))
-    client = identity.http_client(kubeconfig)
-    try:
-        wait.until(lambda: client.get("/api/v1/secrets").is_success, timeout=30, what="the mistaken binding")
-        yield c, client
-    finally:
-        client.close()
-        cars.admin.delete(f"{crbs}/idt-mistake-{c}")
-        cars.admin.delete(f"{VN}/{c}")
-        cars.admin.delete(f"{LEASES}/{c}")
-        identity.unenroll_car(testbed, c)
-
-
-def test_admission_holds_when_rbac_is_too_broad(cars: Cars, overprivileged: tuple[str, httpx.Client]) -> None:
-    """Defence in depth: a car bound to cluster-admin still cannot write another car's
-    objects, its own spec or operator-owned status, or create and delete VehicleNodes."""
-    c, client = overprivileged
-    other_status = {"status": {"state": "Driving"}}
-    operator_status = {"status": {"operator": {"eligible": True}}}
-    elsewhere = {**lease(c), "metadata": {"name": c, "namespace": "default"}}
-    cars.ensure_lease(c)
-    checks: list[tuple[Callable[[], httpx.Response], str]] = [
-        (lambda: client.patch(f"{VN}/{cars.b}/status", json=other_status, headers=MERGE), f"named {c}"),
-        (lambda: client.delete(f"{LEASES}/{cars.b}"), f"named {c}"),
-        (lambda: client.delete(f"{VN}/{cars.b}"), f"named {c}"),
-        (
-            lambda: client.patch(f"{VN}/{c}", json={"spec": {"hardware": {"tops": 1}}}, headers=MERGE),
-            "status subresource",
-        ),
-        (
-            lambda: client.patch(f"{VN}/{c}", json={"metadata": {"labels": {"x": "y"}}}, headers=MERGE),
-            "status subresource",
-        ),
-        (
-            lambda: client.post(VN, json={**cars.get(f"{VN}/{c}"), "metadata": {"name": c}}),
-            "may not create",
-        ),
-        (lambda: client.delete(f"{VN}/{c}"), "may not delete VehicleNodes"),
-        (lambda: client.patch(f"{VN}/{c}/status", json=operator_status, headers=MERGE), "status.operator"),
-        (lambda: client.delete(f"{LEASES}/{c}"), "may not delete Leases"),
-        (
-            lambda: client.post("/apis/coordination.k8s.io/v1/namespaces/default/leases", json=elsewhere),
-            "namespace curbside-cars",
-        ),
-    ]
-    for request, says in checks:
-        _refused(request, 403, says)

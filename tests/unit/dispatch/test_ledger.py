@@ -242,6 +242,33 @@ CASES: dict[str, Case] = {
         quorum=2,
         max_attempts=1,
     ),
+    "a car never gets back a unit it failed; the unit waits for another car": Case(
+        [
+            ("lease", {"car": "a"}, leased(0, 1)),
+            ("release", {"car": "a", "unit": 0, "attempt": 1, "error": "model crashed"}, True),
+            ("lease", {"car": "a"}, leased(1, 1)),
+            ("expire", {"t": 10}, [(1, 1, "a")]),
+            ("lease", {"car": "a", "t": 10}, leased(2, 1)),
+            ("lease", {"car": "b", "t": 10}, leased(0, 2)),
+            ("summary", {}, {"failed": 0, "running": 2, "pending": 1}),
+        ],
+        max_attempts=2,
+    ),
+    "renewals stop at four unit timeouts after the lease": Case(
+        [
+            ("lease", {"car": "a"}, leased(0, 1)),
+            ("renew", {"car": "a", "unit": 0, "attempt": 1, "t": 8}, 18.0),
+            ("renew", {"car": "a", "unit": 0, "attempt": 1, "t": 16}, 26.0),
+            ("renew", {"car": "a", "unit": 0, "attempt": 1, "t": 24}, 34.0),
+            ("renew", {"car": "a", "unit": 0, "attempt": 1, "t": 32}, 40.0),
+            ("renew", {"car": "a", "unit": 0, "attempt": 1, "t": 39}, 40.0),
+            ("renew", {"car": "a", "unit": 0, "attempt": 1, "t": 40}, FENCED),
+            ("lease", {"car": "a", "t": 40}, None),
+            ("lease", {"car": "b", "t": 40}, leased(0, 2)),
+            ("summary", {}, {"reruns": 1, "running": 1}),
+        ],
+        units=1,
+    ),
     "completed units are summarised in interval notation": Case(
         [
             *[("lease", {"car": f"c{i}"}, leased(i, 1)) for i in range(6)],

@@ -5,6 +5,8 @@ against one ledger, checking after every step what must always hold:
 - an attempt the ledger ended (released, fenced, expired) never acts again, and attempt
   numbers are never reused;
 - a replayed submission gets the same commit id;
+- a car never gets a unit again that it failed (an error, an expiry, a charged departure), and
+  no renewal pushes a deadline past the attempt's maximum lifetime (``sqlite_limits``);
 - no two live attempts of a unit on one car, nor on one owner when owners must differ;
 - the summary adds up and agrees with the committed results; ``verify`` finds nothing.
 
@@ -14,19 +16,21 @@ cars are dishonest and submit their own output, so quorums are contested.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from curbside_api import intervals
+from curbside_operator.dispatch import sqlite_limits
 from curbside_operator.dispatch.ledger import Commit, Fenced
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
 from tests.support.ledger import JOB, T0
 
 CARS = [f"c{i}" for i in range(6)]
 UNITS = 4
+TIMEOUT = timedelta(seconds=10)
 cars = st.sampled_from(CARS)
 
 
@@ -45,6 +49,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.epoch = [0] * UNITS
         self.commits: dict[int, str] = {}
         self.accepted: list[tuple[str, int, int, str, Commit]] = []
+        self.issued: dict[tuple[int, int], datetime] = {}
+        self.failed: set[tuple[str, int]] = set()  # (car, unit) the car is known to have failed
 
     @initialize(data=st.data(), replicas=st.integers(1, 3), distinct=st.booleans())
     def add_job(self, data: st.DataObject, replicas: int, distinct: bool) -> None:
@@ -53,7 +59,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger.add_job(
             JOB,
             units=UNITS,
-            unit_timeout=timedelta(seconds=10),
+            unit_timeout=TIMEOUT,
             max_attempts=2,
             replicas=replicas,
             quorum=quorum,
@@ -75,7 +81,9 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert got.attempt == self.epoch[got.unit] + 1, "attempt numbers only grow, one at a time"
         assert got.unit not in self.commits, "a committed unit is never leased again"
+        assert (car, got.unit) not in self.failed, f"{car} got unit {got.unit} again after failing it"
         self.epoch[got.unit] = got.attempt
+        self.issued[got.unit, got.attempt] = self.now
         self.held.append((car, got.unit, got.attempt))
 
     @precondition(lambda self: self.held)
@@ -83,10 +91,11 @@ class LedgerMachine(RuleBasedStateMachine):
     def renew(self, data: st.DataObject) -> None:
         car, unit, attempt = data.draw(st.sampled_from(self.held))
         try:
-            self.ledger.renew(JOB, unit, attempt, car=car, now=self.now)
+            deadline = self.ledger.renew(JOB, unit, attempt, car=car, now=self.now)
         except Fenced:
             return
         assert (unit, attempt) not in self.ended
+        assert deadline <= self.issued[unit, attempt] + sqlite_limits.MAX_LEASE_TIMEOUTS * TIMEOUT
 
     @precondition(lambda self: self.held)
     @rule(data=st.data(), honest=st.booleans(), impostor=st.none() | cars)
@@ -130,6 +139,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if self.ledger.release(JOB, unit, attempt, car=car, now=self.now, error="boom" if failed else None):
             assert (unit, attempt) not in self.ended
             self.ended.add((unit, attempt))
+            if failed:
+                self.failed.add((car, unit))
 
     @rule(car=cars, charge=st.booleans())
     def fence(self, car: str, charge: bool) -> None:
@@ -137,12 +148,15 @@ class LedgerMachine(RuleBasedStateMachine):
             assert ended.car == car
             assert (ended.unit, ended.attempt) not in self.ended
             self.ended.add((ended.unit, ended.attempt))
+            if charge:
+                self.failed.add((car, ended.unit))
 
     @rule()
     def expire(self) -> None:
         for ended in self.ledger.expire(self.now):
             assert (ended.unit, ended.attempt) not in self.ended
             self.ended.add((ended.unit, ended.attempt))
+            self.failed.add((ended.car, ended.unit))
 
     @rule(seconds=st.integers(1, 12))
     def tick(self, seconds: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from curbside_operator.dispatch import auth, inputs, results, server
+from curbside_operator.dispatch import answers, auth, inputs, results
 from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.reconcile.placement import pod_name
 from tests.support.dispatcher import BASE, Client, Harness, spec
@@ -251,6 +251,6 @@ def test_a_worker_that_hangs_up_mid_request_is_no_error(caplog: pytest.LogCaptur
         raise ConnectionResetError("Connection lost")
 
     request = make_mocked_request("POST", "/v1/jobs/demo/seti/lease")
-    response = asyncio.run(server._errors(request, hung_up))
+    response = asyncio.run(answers.errors(request, hung_up))
     assert response.status == 400
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]

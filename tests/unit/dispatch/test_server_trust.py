@@ -3,56 +3,10 @@ tolerance, the owner taken from the operator's view (not the request), quarantin
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from curbside_operator.dispatch import results
-from curbside_operator.dispatch.server import Dispatcher
 from curbside_operator.facts import CarFacts
-from curbside_operator.reconcile.placement import pod_name
-from tests.support.dispatcher import Client, Harness, spec
-
-TRUST = "/v1/jobs/demo/trust"
-REDUNDANCY = {"replicas": 2, "quorum": 2, "tolerance": 0.01, "quarantineAfter": 1}
-
-
-class TrustHarness(Harness):
-    """The harness with a replicated job and a fleet directory the test fills in."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        super().__init__(tmp_path)
-        self.fleet: dict[str, CarFacts] = {}
-        self.dispatcher.close()  # the plain harness's: this one knows the fleet
-        self.dispatcher = Dispatcher(
-            self.ledger,
-            authenticator=self.tokens,
-            pod_name=pod_name,
-            stores=lambda uri: self.store,
-            clock=self.clock,
-            cars=self.fleet.get,
-        )
-        self.key = self.dispatcher.register_job("demo", "trust", "uid-2", spec(redundancy=REDUNDANCY))
-
-    async def call(self, client: Client, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        response = await client.post(
-            f"{TRUST}{path}", data=json.dumps(body), headers=self.auth(body["car"], job="trust")
-        )
-        return response.status, (await response.json() if response.status != 204 else None)
-
-    async def finish(self, client: Client, car: str, result: dict[str, Any]) -> tuple[int, Any]:
-        """Lease a unit and send ``result`` for it (named for that unit, as a worker does,
-        unless the result already names one)."""
-        status, lease = await self.call(client, "/lease", {"car": car, "owner": "claimed"})
-        assert status == 200, lease
-        result = {"unit": lease["unit"], **result}
-        body = {
-            "car": car,
-            "attempt": lease["attempt"],
-            "outputHash": results.output_hash(result),
-            "result": result,
-        }
-        return await self.call(client, f"/units/{lease['unit']}/complete", body)
+from tests.support.dispatcher import Client, TrustHarness
 
 
 def test_results_within_tolerance_agree_and_the_first_one_is_published(tmp_path: Path) -> None:

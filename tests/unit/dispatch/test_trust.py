@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from curbside_operator.dispatch.ledger import Commit, Fenced, Lease, Quarantined, Validation, commit_id
+from curbside_operator.dispatch.ledger import (
+    Commit,
+    Fenced,
+    Lease,
+    Quarantined,
+    Revoked,
+    Validation,
+    commit_id,
+)
 from curbside_operator.dispatch.sqlite_ledger import SqliteLedger
-from curbside_operator.dispatch.sqlite_schema import SCHEMA
+from curbside_operator.dispatch.sqlite_schema import MIGRATIONS, SCHEMA
 from curbside_operator.facts import CarFacts, Standing
 from tests.support.ledger import JOB, T0, at
 
@@ -137,9 +145,24 @@ def test_a_trusted_car_runs_units_alone_and_loses_them_when_caught(ledger: Sqlit
     assert standing(ledger, "t").credit_seconds == 20.0
     _, again = run(ledger, "peer", "h2", t=400)
     assert not again.committed  # reopened with full replication
+    assert ledger.revoked() == [Revoked(JOB, 2, "alone")]  # its file must leave the output
     _, again = run(ledger, "other", "h2", t=401)
     assert again.committed
     assert {r.unit: r.output_hash for r in ledger.results(JOB)}[2] == "h2"
+    assert ledger.revoked() == []  # committed again: the new result replaces the file
+
+
+def test_revoked_results_are_listed_until_the_output_no_longer_holds_them(ledger: SqliteLedger) -> None:
+    add(ledger, units=20, adaptive=True, trust_after=1, spot_percent=0)
+    run(ledger, "t", "h0")
+    run(ledger, "peer", "h0")
+    run(ledger, "t", "forged", t=10)
+    assert ledger.revoked() == []
+    ledger.quarantine("t", reason="test", now=at(20))
+    gone = ledger.revoked()
+    assert gone == [Revoked(JOB, 1, "forged")]
+    ledger.unpublished(gone)
+    assert ledger.revoked() == []
 
 
 def test_spot_checked_units_stay_replicated_for_trusted_cars(ledger: SqliteLedger) -> None:
@@ -287,3 +310,32 @@ def test_a_unit_run_once_may_move_to_any_hardware(ledger: SqliteLedger) -> None:
     other = ledger.lease(JOB, car="b", owner="b", now=at(2), facts=CarFacts(owner="b", hardware="fsd"))
     assert other is not None
     assert (other.unit, other.attempt) == (first.unit, 2)
+
+
+def test_a_schema_2_ledger_keeps_one_charge_per_car_and_gets_a_secret(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA + ";" + ";".join(MIGRATIONS[2]) + ";PRAGMA user_version = 2;")
+    db.execute(
+        "INSERT INTO jobs (key, units, timeout_us, max_attempts, replicas, quorum, distinct_owners, pending,"
+        " cursor, issued, reruns) VALUES (?, 2, 60000000, 5, 1, 1, 1, 2, 1, 3, 3)",
+        (JOB,),
+    )
+    db.execute(
+        "INSERT INTO units (job, unit, state, epoch, failures, open_slots) VALUES (1, 0, 'pending', 3, 3, 1)"
+    )
+    for attempt, car, status in ((1, "a", "failed"), (2, "a", "failed"), (3, "b", "expired")):
+        db.execute(
+            "INSERT INTO attempts (job, unit, attempt, car, owner, status, deadline_us)"
+            " VALUES (1, 0, ?, ?, ?, ?, 0)",
+            (attempt, car, car, status),
+        )
+    db.commit()
+    db.close()
+    ledger = SqliteLedger(path, durable=False)
+    assert ledger.verify() == []  # a's two failures count once
+    lease = ledger.lease(JOB, car="a", owner="a", now=T0)
+    assert lease is not None
+    assert lease.unit == 1  # never unit 0 again
+    assert ledger.lease(JOB, car="c", owner="c", now=T0) == Lease(0, 4, at(60))
+    ledger.close()

@@ -28,6 +28,37 @@ CORRUPTIONS = {
         " UPDATE jobs SET running = 0, pending = pending + 1",
         "wants no attempt",
     ),
+    "a failure counted without its charged attempt": (
+        "UPDATE units SET failures = 1",
+        "has 1 failures but 0 charged attempts",
+    ),
+    "a unit charged twice to one car": (
+        "UPDATE attempts SET status = 'failed', charged = 1;"
+        " INSERT INTO attempts (job, unit, attempt, car, owner, status, deadline_us, charged)"
+        " SELECT job, unit, 2, car, owner, 'failed', deadline_us, 1 FROM attempts;"
+        " UPDATE units SET epoch = 2, failures = 2, state = 'pending', open_slots = 1;"
+        " UPDATE jobs SET issued = 2, running = 0, pending = pending + 1",
+        "charged twice to car a",
+    ),
+    "a unit leased again to the car that failed it": (
+        "UPDATE attempts SET status = 'failed', charged = 1;"
+        " INSERT INTO attempts (job, unit, attempt, car, owner, status, deadline_us)"
+        " SELECT job, unit, 2, car, owner, 'live', deadline_us FROM attempts;"
+        " UPDATE units SET epoch = 2, failures = 1; UPDATE jobs SET issued = 2",
+        "leased to car a again after it failed there",
+    ),
+    "a bench in a job that is gone": (
+        "INSERT INTO benched (job, car, streak) VALUES (99, 'a', 1)",
+        "benched for job 99",
+    ),
+    "a revoked result listed for a unit that committed again": (
+        "INSERT INTO revoked (job, unit, output_hash) SELECT job, unit, 'h' FROM units;"
+        " UPDATE attempts SET status = 'committed'; UPDATE units SET state = 'succeeded', commit_id = 'c',"
+        " output_hash = 'h'; UPDATE jobs SET running = 0, succeeded = 1",
+        "listed as revoked but is succeeded",
+    ),
+    "no draw secret": ("DELETE FROM secrets", "draw secret is missing"),
+    "a draw secret that is no key": ("UPDATE secrets SET value = 'guessable'", "draw secret is malformed"),
     "a commit without its result": (
         "UPDATE attempts SET status = 'committed'; UPDATE units SET state = 'succeeded';"
         " UPDATE jobs SET running = 0, succeeded = 1",
