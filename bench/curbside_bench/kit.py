@@ -13,7 +13,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
-import socket
 import ssl
 import threading
 import time
@@ -110,12 +109,6 @@ def until_done_or_stalled(
 def stamp(at: float | None = None) -> str:
     moment = datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pages(
