@@ -74,24 +74,35 @@ def cache_root() -> Path:
     return Path(base) / "curbside"
 
 
-def kubernetes_version() -> str:
-    text = (GOTOOLS / "go.mod").read_text()
-    match = re.search(r"^\s*(?:require\s+)?k8s\.io/kubernetes (v\S+)\s*$", text, re.MULTILINE)
+def pinned_version(folder: Path, module: str) -> str:
+    """The version a Go tools module in ``folder`` pins ``module`` to (its go.mod line)."""
+    text = (folder / "go.mod").read_text()
+    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)} (v\S+)\s*$", text, re.MULTILINE)
     if not match:
-        raise BuildError(f"{GOTOOLS / 'go.mod'}: no 'require k8s.io/kubernetes vX.Y.Z' line")
+        raise BuildError(f"{folder / 'go.mod'}: no 'require {module} vX.Y.Z' line")
     return match.group(1)
+
+
+def cache_digest(folder: Path, extra: str) -> str:
+    """Twelve hex digits of every file under ``folder`` (names and bytes) and ``extra``: the
+    part of a cache key that changes whenever the pins or the build settings do."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(folder).as_posix().encode())
+            digest.update(path.read_bytes())
+    digest.update(extra.encode())
+    return digest.hexdigest()[:12]
+
+
+def kubernetes_version() -> str:
+    return pinned_version(GOTOOLS, "k8s.io/kubernetes")
 
 
 def toolchain() -> Toolchain:
     """The toolchain for the pins in this checkout (built or not)."""
-    digest = hashlib.sha256()
-    for path in sorted(GOTOOLS.rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(GOTOOLS).as_posix().encode())
-            digest.update(path.read_bytes())
-    digest.update(f"{KWOK_VERSION} {HELM_VERSION}".encode())
     version = kubernetes_version()
-    key = f"k8s-{version}-{digest.hexdigest()[:12]}"
+    key = f"k8s-{version}-{cache_digest(GOTOOLS, f'{KWOK_VERSION} {HELM_VERSION}')}"
     return Toolchain(version, key, cache_root() / "testbed" / key / "bin")
 
 

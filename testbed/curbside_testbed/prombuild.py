@@ -12,7 +12,6 @@ control plane's, keyed by the version and the module's exact pins.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -21,7 +20,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from curbside_testbed.build import BuildError, _count_deps, _go_env, _run_with_progress, _say, cache_root
+from curbside_testbed.build import (
+    BuildError,
+    _count_deps,
+    _go_env,
+    _run_with_progress,
+    _say,
+    cache_digest,
+    cache_root,
+    pinned_version,
+)
 
 PROMTOOLS = Path(__file__).resolve().parent.parent / "promtools"
 MODULE = "github.com/prometheus/prometheus"
@@ -64,23 +72,13 @@ def release(module_version: str) -> str:
 
 
 def module_version() -> str:
-    text = (PROMTOOLS / "go.mod").read_text()
-    match = re.search(rf"^\s*(?:require\s+)?{re.escape(MODULE)} (v\S+)\s*$", text, re.MULTILINE)
-    if not match:
-        raise BuildError(f"{PROMTOOLS / 'go.mod'}: no 'require {MODULE} vX.Y.Z' line")
-    return match.group(1)
+    return pinned_version(PROMTOOLS, MODULE)
 
 
 def promtools() -> PromTools:
     """The binaries for the pins in this checkout (built or not)."""
-    digest = hashlib.sha256()
-    for path in sorted(PROMTOOLS.rglob("*")):
-        if path.is_file():
-            digest.update(path.relative_to(PROMTOOLS).as_posix().encode())
-            digest.update(path.read_bytes())
-    digest.update(TAGS.encode())
     version = module_version()
-    key = f"prometheus-{release(version)}-{digest.hexdigest()[:12]}"
+    key = f"prometheus-{release(version)}-{cache_digest(PROMTOOLS, TAGS)}"
     return PromTools(version, key, cache_root() / "testbed" / key / "bin")
 
 
